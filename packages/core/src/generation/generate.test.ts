@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { createToyDecoderModel } from '../testing.js';
+import { AbortedError, InvalidInputError, InvalidOptionError, PromptTooLongError, TokenOutOfRangeError } from '../errors.js';
+import { generate, generateStream } from './generate.js';
+import { logSoftmax } from './logits-processors.js';
+import { argmax } from './sampler.js';
+
+describe('generate (toy model)', () => {
+  it('greedy follows argmax of the full-sequence logits', async () => {
+    const model = createToyDecoderModel({ vocabSize: 11, seed: 1 });
+    const result = await generate(model, { inputIds: [1, 2, 3], maxNewTokens: 10 });
+    const seq = [1, 2, 3];
+    for (let i = 0; i < 10; i++) seq.push(argmax(model.logitsFor(seq)));
+    expect(result.sequences[0]!.tokens).toEqual(seq.slice(3));
+    // prefill once, then one token per step
+    expect(model.calls[0]).toEqual([[1, 2, 3]]);
+    expect(model.calls.slice(1).every((c) => c.length === 1 && c[0]!.length === 1)).toBe(true);
+  });
+
+  it('stops at a stop token and reports why', async () => {
+    const model = createToyDecoderModel({ vocabSize: 11, seed: 1 });
+    const free = await generate(model, { inputIds: [1, 2, 3], maxNewTokens: 10 });
+    const stopAt = free.sequences[0]!.tokens[4]!;
+    const result = await generate(model, { inputIds: [1, 2, 3], maxNewTokens: 10, stopTokenIds: [stopAt] });
+    const first = free.sequences[0]!.tokens.indexOf(stopAt);
+    expect(result.sequences[0]!.tokens).toEqual(free.sequences[0]!.tokens.slice(0, first + 1));
+    expect(result.sequences[0]!.finishReason).toBe('stop-token');
+  });
+
+  it('sampling with a seed is reproducible, and a different seed differs', async () => {
+    const model = createToyDecoderModel({ vocabSize: 50, seed: 2 });
+    const run = (seed: number) => generate(model, { inputIds: [1], maxNewTokens: 40, temperature: 1.5, seed });
+    const a = await run(5);
+    expect((await run(5)).sequences[0]!.tokens).toEqual(a.sequences[0]!.tokens);
+    expect((await run(6)).sequences[0]!.tokens).not.toEqual(a.sequences[0]!.tokens);
+    expect(a.seed).toBe(5);
+  });
+
+  it('streams the same tokens it returns, as an async iterable and as a callback', async () => {
+    const model = createToyDecoderModel({ vocabSize: 11, seed: 1 });
+    const streamed: number[] = [];
+    const gen = generateStream(model, { inputIds: [[1, 2], [3]], maxNewTokens: 6 });
+    let result;
+    for (;;) {
+      const n = await gen.next();
+      if (n.done) {
+        result = n.value;
+        break;
+      }
+      if (n.value.sequence === 1) streamed.push(n.value.token);
+    }
+    expect(streamed).toEqual(result.sequences[1]!.tokens);
+    const cb: number[] = [];
+    await generate(model, { inputIds: [[1, 2], [3]], maxNewTokens: 6, onToken: (e) => e.sequence === 1 && cb.push(e.token) });
+    expect(cb).toEqual(streamed);
+  });
+
+  it('aborts within one step with the partial output, and releases the cache', async () => {
+    const model = createToyDecoderModel({ vocabSize: 11, seed: 1 });
+    const controller = new AbortController();
+    let seen = 0;
+    const err = await generate(model, {
+      inputIds: [1, 2],
+      maxNewTokens: 50,
+      signal: controller.signal,
+      onToken: () => {
+        if (++seen === 3) controller.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(AbortedError.isInstance(err)).toBe(true);
+    const partial = (err as AbortedError<{ sequences: { tokens: number[] }[] }>).partial;
+    expect(partial.sequences[0]!.tokens).toHaveLength(3);
+    expect(model.calls.length).toBe(3); // prefill + 2 steps: nothing after the abort
+  });
+
+  it('validates options and inputs with typed errors', async () => {
+    const model = createToyDecoderModel({ vocabSize: 11, seed: 1, maxPositions: 32 });
+    const bad = async (req: object) => generate(model, { inputIds: [1], ...req }).catch((e: unknown) => e);
+    expect(InvalidOptionError.isInstance(await bad({ topP: 0 }))).toBe(true);
+    expect(InvalidOptionError.isInstance(await bad({ topP: 1.5 }))).toBe(true);
+    expect(InvalidOptionError.isInstance(await bad({ temperature: -1 }))).toBe(true);
+    expect(InvalidOptionError.isInstance(await bad({ numBeams: 0 }))).toBe(true);
+    expect(InvalidOptionError.isInstance(await bad({ maxNewTokens: 33 }))).toBe(true);
+    expect(InvalidOptionError.isInstance(await bad({ numBeams: 2, numReturnSequences: 3 }))).toBe(true);
+    expect(InvalidOptionError.isInstance(await bad({ stopStrings: ['x'] }))).toBe(true);
+    expect(TokenOutOfRangeError.isInstance(await bad({ inputIds: [1, 11] }))).toBe(true);
+    expect(InvalidInputError.isInstance(await bad({ inputIds: [[]] }))).toBe(true);
+    const tooLong = await bad({ inputIds: Array(30).fill(1), maxNewTokens: 5 });
+    expect(PromptTooLongError.isInstance(tooLong)).toBe(true);
+    expect((tooLong as Error).message).toMatch(/lower maxNewTokens to at most 2/);
+  });
+});
+
+/** Beam search by recomputing every sequence from scratch: an independent reference. */
+function bruteForceBeams(
+  logitsFor: (seq: readonly number[]) => Float32Array,
+  prompt: number[],
+  N: number,
+  steps: number,
+  eos: number,
+  lengthPenalty: number,
+) {
+  let beams = [{ tokens: [] as number[], lp: 0 }];
+  const hyps: { tokens: number[]; score: number }[] = [];
+  const norm = (lp: number, n: number) => lp / Math.pow(n, lengthPenalty);
+  for (let step = 0; step < steps; step++) {
+    const cands: { tokens: number[]; lp: number; order: number }[] = [];
+    beams.forEach((b, bi) => {
+      const lps = logSoftmax(logitsFor([...prompt, ...b.tokens]));
+      lps.forEach((v, t) => cands.push({ tokens: [...b.tokens, t], lp: b.lp + v, order: bi * 1e6 + t }));
+    });
+    cands.sort((a, b) => b.lp - a.lp || a.order - b.order);
+    const next: typeof beams = [];
+    for (let rank = 0; rank < 2 * N && next.length < N; rank++) {
+      const c = cands[rank]!;
+      if (c.tokens[c.tokens.length - 1] === eos) {
+        if (rank < N) hyps.push({ tokens: c.tokens, score: norm(c.lp, c.tokens.length) });
+      } else next.push({ tokens: c.tokens, lp: c.lp });
+    }
+    beams = next;
+    hyps.sort((a, b) => b.score - a.score);
+    hyps.splice(N);
+    if (hyps.length >= N && hyps[N - 1]!.score >= norm(beams[0]!.lp, step + 1)) return hyps;
+  }
+  for (const b of beams) hyps.push({ tokens: b.tokens, score: norm(b.lp, b.tokens.length) });
+  hyps.sort((a, b) => b.score - a.score);
+  return hyps.slice(0, N);
+}
+
+describe('beam search (toy model)', () => {
+  it('matches a brute-force uncached search, n-best and scores', async () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const model = createToyDecoderModel({ vocabSize: 6, seed, eos: 5 });
+      const result = await generate(model, {
+        inputIds: [1, 2],
+        maxNewTokens: 12,
+        numBeams: 4,
+        numReturnSequences: 4,
+        lengthPenalty: 1,
+      });
+      const expected = bruteForceBeams(model.logitsFor, [1, 2], 4, 12, 5, 1);
+      const got = result.sequences[0]!.hypotheses!;
+      expect(got.map((h) => h.tokens)).toEqual(expected.map((h) => h.tokens));
+      got.forEach((h, i) => expect(h.score).toBeCloseTo(expected[i]!.score, 5));
+      // one prefill, then one single-token step per row: no prefix was recomputed
+      expect(model.calls[0]).toEqual([[1, 2]]);
+      expect(model.calls.slice(1).every((c) => c.every((r) => r.length === 1))).toBe(true);
+    }
+  });
+});
