@@ -14,6 +14,7 @@ import type { Cache } from './contracts/cache.js';
 import type { DecoderOnlyModel, Logits, ModelConfig } from './contracts/model.js';
 import { CacheStateError, DisposedError } from './errors.js';
 import { createRng } from './generation/rng.js';
+import { logSoftmax } from './generation/logits-processors.js';
 
 export interface ToyModelOptions {
   vocabSize: number;
@@ -115,4 +116,44 @@ export function createToyDecoderModel(options: ToyModelOptions): ToyDecoderModel
     },
     dispose() {},
   };
+}
+
+/**
+ * Beam search by recomputing every candidate sequence from scratch: an independent reference for tests of the cached
+ * beam search. Same rules: 2N candidates per step, a stop token among the first N ends a hypothesis, scores are
+ * sum(log p) / length^lengthPenalty, a group stops when its worst finished score beats the best running beam.
+ */
+export async function bruteForceBeamSearch(
+  nextLogits: (sequences: number[][]) => Promise<Float32Array[]>,
+  numBeams: number,
+  maxNewTokens: number,
+  stopTokens: readonly number[],
+  lengthPenalty = 1,
+): Promise<{ tokens: number[]; score: number }[]> {
+  const N = numBeams;
+  let beams = [{ tokens: [] as number[], lp: 0 }];
+  const hyps: { tokens: number[]; score: number }[] = [];
+  const norm = (lp: number, n: number) => lp / Math.pow(n, lengthPenalty);
+  for (let step = 0; step < maxNewTokens; step++) {
+    const rows = await nextLogits(beams.map((b) => b.tokens));
+    const cands: { tokens: number[]; lp: number; order: number }[] = [];
+    beams.forEach((b, bi) => {
+      logSoftmax(rows[bi]!).forEach((v, t) => cands.push({ tokens: [...b.tokens, t], lp: b.lp + v, order: bi * 1e7 + t }));
+    });
+    cands.sort((a, b) => b.lp - a.lp || a.order - b.order);
+    const next: typeof beams = [];
+    for (let rank = 0; rank < 2 * N && next.length < N; rank++) {
+      const c = cands[rank]!;
+      if (stopTokens.includes(c.tokens[c.tokens.length - 1]!)) {
+        if (rank < N) hyps.push({ tokens: c.tokens, score: norm(c.lp, c.tokens.length) });
+      } else next.push({ tokens: c.tokens, lp: c.lp });
+    }
+    beams = next;
+    hyps.sort((a, b) => b.score - a.score);
+    hyps.splice(N);
+    if (hyps.length >= N && hyps[N - 1]!.score >= norm(beams[0]!.lp, step + 1)) return hyps;
+  }
+  for (const b of beams) hyps.push({ tokens: b.tokens, score: norm(b.lp, b.tokens.length) });
+  hyps.sort((a, b) => b.score - a.score);
+  return hyps.slice(0, N);
 }

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createToyDecoderModel } from '../testing.js';
+import { bruteForceBeamSearch, createToyDecoderModel } from '../testing.js';
 import { AbortedError, InvalidInputError, InvalidOptionError, PromptTooLongError, TokenOutOfRangeError } from '../errors.js';
 import { generate, generateStream } from './generate.js';
-import { logSoftmax } from './logits-processors.js';
 import { argmax } from './sampler.js';
 
 describe('generate (toy model)', () => {
@@ -91,42 +90,6 @@ describe('generate (toy model)', () => {
   });
 });
 
-/** Beam search by recomputing every sequence from scratch: an independent reference. */
-function bruteForceBeams(
-  logitsFor: (seq: readonly number[]) => Float32Array,
-  prompt: number[],
-  N: number,
-  steps: number,
-  eos: number,
-  lengthPenalty: number,
-) {
-  let beams = [{ tokens: [] as number[], lp: 0 }];
-  const hyps: { tokens: number[]; score: number }[] = [];
-  const norm = (lp: number, n: number) => lp / Math.pow(n, lengthPenalty);
-  for (let step = 0; step < steps; step++) {
-    const cands: { tokens: number[]; lp: number; order: number }[] = [];
-    beams.forEach((b, bi) => {
-      const lps = logSoftmax(logitsFor([...prompt, ...b.tokens]));
-      lps.forEach((v, t) => cands.push({ tokens: [...b.tokens, t], lp: b.lp + v, order: bi * 1e6 + t }));
-    });
-    cands.sort((a, b) => b.lp - a.lp || a.order - b.order);
-    const next: typeof beams = [];
-    for (let rank = 0; rank < 2 * N && next.length < N; rank++) {
-      const c = cands[rank]!;
-      if (c.tokens[c.tokens.length - 1] === eos) {
-        if (rank < N) hyps.push({ tokens: c.tokens, score: norm(c.lp, c.tokens.length) });
-      } else next.push({ tokens: c.tokens, lp: c.lp });
-    }
-    beams = next;
-    hyps.sort((a, b) => b.score - a.score);
-    hyps.splice(N);
-    if (hyps.length >= N && hyps[N - 1]!.score >= norm(beams[0]!.lp, step + 1)) return hyps;
-  }
-  for (const b of beams) hyps.push({ tokens: b.tokens, score: norm(b.lp, b.tokens.length) });
-  hyps.sort((a, b) => b.score - a.score);
-  return hyps.slice(0, N);
-}
-
 describe('beam search (toy model)', () => {
   it('matches a brute-force uncached search, n-best and scores', async () => {
     for (const seed of [1, 2, 3, 4]) {
@@ -138,7 +101,7 @@ describe('beam search (toy model)', () => {
         numReturnSequences: 4,
         lengthPenalty: 1,
       });
-      const expected = bruteForceBeams(model.logitsFor, [1, 2], 4, 12, 5, 1);
+      const expected = await bruteForceBeamSearch(async (seqs) => seqs.map((s) => model.logitsFor([1, 2, ...s])), 4, 12, [5]);
       const got = result.sequences[0]!.hypotheses!;
       expect(got.map((h) => h.tokens)).toEqual(expected.map((h) => h.tokens));
       got.forEach((h, i) => expect(h.score).toBeCloseTo(expected[i]!.score, 5));

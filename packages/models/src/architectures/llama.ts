@@ -1,0 +1,156 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { InvalidOptionError, type ModelConfig, type SpecialTokens } from '@kvt/core';
+import type { KVCache } from '../kv-cache/kv-cache.js';
+import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
+import { applyRotary, rotaryTables, type Rotary } from '../layers/positions.js';
+import type { ParameterSet } from '../weights/host-tensor.js';
+import { requirePositiveIntegers } from './config-checks.js';
+import { DecoderOnlyTransformer } from './decoder-only.js';
+
+/**
+ * Llama family: RMSNorm, rotary positions, grouped-query attention (numKvHeads ≤ numHeads), SwiGLU, tied or separate
+ * output projection.
+ */
+export interface LlamaConfig {
+  readonly architecture: 'llama';
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  /** Default hiddenSize / numHeads. */
+  readonly headDim?: number;
+  readonly maxPositions: number;
+  /** Default 1e-5. */
+  readonly normEpsilon?: number;
+  /** Default 10000. */
+  readonly ropeTheta?: number;
+  /** 'interleaved' (llama2.c, GGUF; the default) or 'half' (Hugging Face). */
+  readonly ropeStyle?: 'interleaved' | 'half';
+  readonly specialTokens: SpecialTokens;
+}
+
+/**
+ * Parameters, kvt layout (Linear weights `[in, out]`): `embedding` [vocab, hidden]; per layer i:
+ * `layers.i.attentionNorm` [hidden], `layers.i.q` [hidden, heads·hd], `layers.i.k`/`v` [hidden, kvHeads·hd],
+ * `layers.i.o` [heads·hd, hidden], `layers.i.ffnNorm` [hidden], `layers.i.gate`/`up` [hidden, inter],
+ * `layers.i.down` [inter, hidden]; `finalNorm` [hidden]; `output` [hidden, vocab] (absent when tied).
+ */
+interface LlamaLayer {
+  readonly attentionNorm: Norm;
+  readonly qkv: Linear; // [hidden, (heads + 2·kvHeads)·hd]
+  readonly o: Linear; // [heads·hd, hidden]
+  readonly ffnNorm: Norm;
+  readonly gateUp: Linear; // [hidden, 2·inter]
+  readonly down: Linear; // [inter, hidden]
+}
+
+export class LlamaModel extends DecoderOnlyTransformer {
+  readonly config: ModelConfig & { readonly llama: LlamaConfig };
+  protected readonly ownedTensors: tf.Tensor[];
+  private readonly embedding: Embedding;
+  private readonly output: Linear;
+  private readonly layers: LlamaLayer[];
+  private readonly finalNorm: Norm;
+  private readonly rotary: Rotary;
+
+  private constructor(config: LlamaConfig, p: ParameterSet) {
+    super();
+    validateLlamaConfig(config);
+    const hd = config.headDim ?? config.hiddenSize / config.numHeads;
+    const d = config.hiddenSize;
+    const eps = config.normEpsilon ?? 1e-5;
+    this.config = {
+      architecture: 'llama',
+      numLayers: config.numLayers,
+      numHeads: config.numHeads,
+      numKvHeads: config.numKvHeads,
+      headDim: hd,
+      vocabSize: config.vocabSize,
+      maxPositions: config.maxPositions,
+      specialTokens: config.specialTokens,
+      llama: config,
+    };
+    const owned: tf.Tensor[] = [];
+    const up = (name: string, shape: number[]) => {
+      const t = upload(p.take(name, shape));
+      owned.push(t);
+      return t;
+    };
+    const rms = (name: string): Norm => ({ kind: 'rms', weight: up(name, [d]) as tf.Tensor1D, epsilon: eps });
+    const fused = (names: string[], rows: number, cols: number[]) => {
+      const t = tf.tidy(() => tf.concat(names.map((n, i) => upload(p.take(n, [rows, cols[i]!]))), 1)) as tf.Tensor2D;
+      owned.push(t);
+      return { w: t };
+    };
+    const { numHeads: H, numKvHeads: KV, intermediateSize: F, vocabSize: V } = config;
+    this.layers = Array.from({ length: config.numLayers }, (_, i) => ({
+      attentionNorm: rms(`layers.${i}.attentionNorm`),
+      qkv: fused([`layers.${i}.q`, `layers.${i}.k`, `layers.${i}.v`], d, [H * hd, KV * hd, KV * hd]),
+      o: { w: up(`layers.${i}.o`, [H * hd, d]) as tf.Tensor2D },
+      ffnNorm: rms(`layers.${i}.ffnNorm`),
+      gateUp: fused([`layers.${i}.gate`, `layers.${i}.up`], d, [F, F]),
+      down: { w: up(`layers.${i}.down`, [F, d]) as tf.Tensor2D },
+    }));
+    this.finalNorm = rms('finalNorm');
+    if (p.has('output')) {
+      this.output = { w: up('output', [d, V]) as tf.Tensor2D };
+      this.embedding = { table: up('embedding', [V, d]) as tf.Tensor2D };
+    } else {
+      // tied: keep only the transposed table [hidden, vocab], used for both lookup and projection
+      const e = p.take('embedding', [V, d]);
+      const t = tf.tidy(() => tf.transpose(upload(e))) as tf.Tensor2D;
+      owned.push(t);
+      this.output = { w: t };
+      this.embedding = { transposed: t };
+    }
+    this.rotary = rotaryTables(config.maxPositions, hd, config.ropeTheta ?? 10000, config.ropeStyle ?? 'interleaved');
+    owned.push(this.rotary.cos, this.rotary.sin);
+    this.ownedTensors = owned;
+  }
+
+  /**
+   * Builds a Llama model from parameters in kvt's layout (see {@link LlamaConfig}); uploads them to the active backend.
+   *
+   * @example
+   * ```ts
+   * const model = LlamaModel.fromParameters(config, randomLlamaParameters(config, 42));
+   * ```
+   */
+  static fromParameters(config: LlamaConfig, params: ParameterSet): LlamaModel {
+    return new LlamaModel(config, params);
+  }
+
+  protected hidden(ids: tf.Tensor2D, positions: tf.Tensor2D, cache: KVCache): tf.Tensor3D {
+    const { numHeads: H, numKvHeads: KV, headDim: hd } = this.config;
+    const F = this.config.llama.intermediateSize;
+    const scale = 1 / Math.sqrt(hd);
+    let x: tf.Tensor3D = embed(ids, this.embedding); // [b, n, hidden]
+    this.layers.forEach((layer, l) => {
+      const h = norm(x, layer.attentionNorm);
+      const [q, k, v] = tf.split(linear(h, layer.qkv), [H * hd, KV * hd, KV * hd], 2);
+      const qh = tf.mul(applyRotary(splitHeads(q!, H, hd), positions, this.rotary), scale) as tf.Tensor4D; // [b, H, n, hd]
+      const kh = applyRotary(splitHeads(k!, KV, hd), positions, this.rotary); // [b, KV, n, hd]
+      const attention = cache.attend(l, qh, kh, splitHeads(v!, KV, hd)); // [b, H, n, hd]
+      x = tf.add(x, linear(mergeHeads(attention), layer.o));
+      const h2 = norm(x, layer.ffnNorm);
+      const [gate, up] = tf.split(linear(h2, layer.gateUp), [F, F], 2);
+      x = tf.add(x, linear(tf.mul(activate(gate!, 'silu'), up!), layer.down));
+    });
+    return norm(x, this.finalNorm) as tf.Tensor3D;
+  }
+
+  protected project(h: tf.Tensor3D): tf.Tensor3D {
+    return linear(h, this.output) as tf.Tensor3D;
+  }
+}
+
+export function validateLlamaConfig(c: LlamaConfig): void {
+  requirePositiveIntegers(c, ['vocabSize', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'maxPositions'], 'llama');
+  if (c.numHeads % c.numKvHeads !== 0)
+    throw new InvalidOptionError('llama.numKvHeads', c.numKvHeads, `a divisor of numHeads (${c.numHeads})`);
+  const hd = c.headDim ?? c.hiddenSize / c.numHeads;
+  if (!Number.isInteger(hd) || hd % 2 !== 0)
+    throw new InvalidOptionError('llama.headDim', hd, 'an even integer (hiddenSize / numHeads unless given)');
+}

@@ -1,0 +1,24 @@
+/**
+ * @kvt/models: Transformer architectures on TensorFlow.js ops (Llama, GPT-2, encoder-decoder), the KV cache
+ * contract that backends implement, and the reference concat cache.
+ *
+ * @packageDocumentation
+ */
+export { LlamaModel, validateLlamaConfig, type LlamaConfig } from './architectures/llama.js';
+export { Gpt2Model, type Gpt2Config } from './architectures/gpt2.js';
+export {
+  EncoderDecoderTransformer,
+  TfEncoderState,
+  groupedCrossAttention,
+  type EncoderDecoderConfig,
+} from './architectures/encoder-decoder.js';
+export { DecoderOnlyTransformer } from './architectures/decoder-only.js';
+export type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache/kv-cache.js';
+export { ConcatKVCache, groupedAttention } from './kv-cache/concat-cache.js';
+export { EncoderDecoderKVCache, type CrossKV } from './kv-cache/encoder-decoder-cache.js';
+export { causalPaddingMask, MASKED } from './kv-cache/attention-mask.js';
+export { createKVCache, hasBackendKVCache, registerKVCacheFactory } from './kv-cache/registry.js';
+export { activate, embed, linear, norm, type Activation, type Linear, type Norm } from './layers/ops.js';
+export { sinusoidalTable, rotaryTables, applyRotary, type PositionSpec, type SinusoidalSpec, type LearnedSpec } from './layers/positions.js';
+export { ParameterSet, hostTensor, transpose2d, type HostTensor } from './weights/host-tensor.js';
+export { randomLlamaParameters, randomGpt2Parameters, randomEncoderDecoderParameters } from './weights/random.js';

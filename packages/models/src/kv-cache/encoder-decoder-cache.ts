@@ -1,0 +1,99 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { CacheStateError, DisposedError, type EncoderDecoderCache } from '@kvt/core';
+import type { KVCache } from './kv-cache.js';
+
+/** Cross-attention keys and values of one decoder layer, projected from the encoder output once. */
+export interface CrossKV {
+  readonly k: tf.Tensor4D; // [sources, heads, sourceLength, headDim]
+  readonly v: tf.Tensor4D; // [sources, heads, sourceLength, headDim]
+}
+
+/**
+ * An encoder-decoder cache: the decoder's growing self-attention cache (any {@link KVCache}) plus the
+ * cross-attention K/V of every layer, held once per source and shared by its `rowsPerSource` rows (beams).
+ * The cross K/V are filled by the model on the first decoding step and never change afterwards.
+ */
+export class EncoderDecoderKVCache implements EncoderDecoderCache {
+  private crossKV: CrossKV[] | null = null;
+  private isDisposed = false;
+
+  constructor(
+    readonly self: KVCache,
+    readonly sourceCount: number,
+    readonly rowsPerSource: number,
+    /** Identifies the encoder state the cross K/V come from. */
+    readonly encoderStateId: object,
+  ) {}
+
+  get numLayers() {
+    return this.self.numLayers;
+  }
+  get batchSize() {
+    return this.self.batchSize;
+  }
+  get length() {
+    return this.self.length;
+  }
+  get capacity() {
+    return this.self.capacity;
+  }
+  get maxLength() {
+    return this.self.maxLength;
+  }
+  get bytes() {
+    return this.self.bytes + this.crossAttentionBytes;
+  }
+  get crossAttentionBytes() {
+    return (this.crossKV ?? []).reduce((s, c) => s + 4 * (c.k.size + c.v.size), 0);
+  }
+  get disposed() {
+    return this.isDisposed;
+  }
+  get cross(): readonly CrossKV[] | null {
+    return this.crossKV;
+  }
+
+  /** Takes ownership of the per-layer cross K/V (keeps them out of any tidy scope). */
+  setCross(list: CrossKV[]): void {
+    if (this.crossKV) throw new CacheStateError('The cross-attention K/V are already set.');
+    for (const c of list) tf.keep(c.k), tf.keep(c.v);
+    this.crossKV = list;
+  }
+
+  /** Rows may only move within their source's group (beams of one sentence). */
+  reorder(indices: readonly number[]): void {
+    this.check();
+    const G = this.rowsPerSource;
+    if (indices.length !== this.batchSize)
+      throw new CacheStateError(`reorder needs ${this.batchSize} indices (rows stay grouped by source); got ${indices.length}.`);
+    indices.forEach((from, to) => {
+      if (Math.floor(from / G) !== Math.floor(to / G))
+        throw new CacheStateError(`reorder moves row ${from} to ${to}, across sources; rows may only move within a source's ${G} beams.`);
+    });
+    this.self.reorder(indices);
+  }
+
+  truncate(length: number): void {
+    this.check();
+    this.self.truncate(length);
+  }
+
+  fork(): EncoderDecoderKVCache {
+    this.check();
+    const copy = new EncoderDecoderKVCache(this.self.fork(), this.sourceCount, this.rowsPerSource, this.encoderStateId);
+    if (this.crossKV) copy.setCross(this.crossKV.map((c) => ({ k: tf.clone(c.k), v: tf.clone(c.v) })));
+    return copy;
+  }
+
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.self.dispose();
+    for (const c of this.crossKV ?? []) c.k.dispose(), c.v.dispose();
+    this.crossKV = null;
+    this.isDisposed = true;
+  }
+
+  private check(): void {
+    if (this.isDisposed) throw new DisposedError('encoder-decoder cache');
+  }
+}

@@ -1,0 +1,324 @@
+/**
+ * The KV cache conformance suite: one call per backend runs every check of exactness (cached logits against a full
+ * uncached forward pass), cache operations, beams, aborts and tensor leaks over every architecture.
+ *
+ * @example
+ * ```ts
+ * // packages/backend-wasm/src/conformance.test.ts
+ * describeCacheConformance({ backend: 'wasm', cache: 'backend', setup: () => import('./index.js') });
+ * ```
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  AbortedError,
+  CacheStateError,
+  PromptTooLongError,
+  TokenOutOfRangeError,
+  argmax,
+  generate,
+  translate,
+  type Cache,
+  type DecoderOnlyModel,
+  type EncoderDecoderCache,
+  type EncoderDecoderModel,
+  type Logits,
+} from '@kvt/core';
+import { bruteForceBeamSearch } from '@kvt/core/testing';
+import { tinyDecoderOnlyModels, tinyEncoderDecoderModels } from './tiny-models.js';
+
+export interface ConformanceOptions {
+  /** tfjs backend name. */
+  readonly backend: string;
+  /** Which cache the models create: the backend's own or the reference concat cache. */
+  readonly cache: 'backend' | 'concat';
+  /** Registers the backend (and its cache) before the suite. */
+  readonly setup?: () => Promise<unknown>;
+  /** Decode steps of the exactness runs (64 unless a slow backend asks for fewer). */
+  readonly steps?: number;
+}
+
+/** Max |a − b| ≤ 1e-4 × max |b|, with a useful failure message. */
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, rel = 1e-4): void {
+  expect(actual.length, `${what}: length`).toBe(expected.length);
+  let maxAbs = 0;
+  let maxDiff = 0;
+  for (let i = 0; i < expected.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(expected[i]!));
+    maxDiff = Math.max(maxDiff, Math.abs(actual[i]! - expected[i]!));
+  }
+  expect(maxDiff, `${what}: max |diff| ${maxDiff} vs max |logit| ${maxAbs}`).toBeLessThanOrEqual(rel * maxAbs);
+}
+
+function lastRow(l: Logits, row: number): Float32Array {
+  const start = (row * l.positions + l.positions - 1) * l.vocabSize;
+  return l.data.slice(start, start + l.vocabSize);
+}
+
+const PROMPTS = [[1, 5, 9, 14, 3, 22, 7], [1, 30], [1, 8, 8, 41, 17]];
+const SOURCES = [[4, 9, 13, 22, 5, 2], [7, 3, 2], [11, 12, 40, 6, 2]];
+
+export function describeCacheConformance(o: ConformanceOptions): void {
+  const steps = o.steps ?? 64;
+  describe(`KV cache conformance: ${o.backend} backend, ${o.cache} cache`, () => {
+    let tensorsBefore = 0;
+    beforeAll(async () => {
+      await o.setup?.();
+      tf.env().set('IS_TEST', true);
+      const ok = await tf.setBackend(o.backend);
+      if (!ok) throw new Error(`backend ${o.backend} failed to initialize`);
+      await tf.ready();
+    });
+    beforeEach(() => {
+      tensorsBefore = tf.memory().numTensors;
+    });
+    afterEach(() => {
+      expect(tf.memory().numTensors, 'tensors leaked by this test').toBe(tensorsBefore);
+    });
+
+    for (const spec of tinyDecoderOnlyModels) {
+      describe(spec.name, () => {
+        let model: DecoderOnlyModel;
+        beforeAll(() => {
+          model = spec.build();
+        });
+        afterAll(() => model.dispose());
+
+        for (const batch of [1, 3]) {
+          it(`cached logits equal a full uncached forward at each of ${steps} greedy steps (batch ${batch})`, async () => {
+            const seqs = PROMPTS.slice(0, batch).map((p) => [...p]);
+            const cache = model.createCache({ batchSize: batch, kind: o.cache });
+            try {
+              let logits = await model.forward(seqs, cache);
+              for (let step = 0; step < steps; step++) {
+                const full = await model.forward(seqs, null);
+                const next: number[] = [];
+                for (let b = 0; b < batch; b++) {
+                  expectClose(lastRow(logits, b), lastRow(full, b), `step ${step} row ${b}`);
+                  next.push(argmax(lastRow(full, b)));
+                }
+                next.forEach((t, b) => seqs[b]!.push(t));
+                logits = await model.forward(next.map((t) => [t]), cache);
+              }
+              expect(cache.length).toBe(Math.max(...PROMPTS.slice(0, batch).map((p) => p.length)) + steps);
+            } finally {
+              cache.dispose();
+            }
+          });
+        }
+
+        it('truncate rolls back, fork branches, reorder permutes: each equal to recomputation', async () => {
+          const seqs = PROMPTS.map((p) => [...p]);
+          const cache = model.createCache({ batchSize: 3, kind: o.cache });
+          const forks: Cache[] = [];
+          try {
+            await model.forward(seqs, cache);
+            const extra = [[3, 4, 5, 6], [7, 8, 9, 10], [11, 12, 13, 14]];
+            for (let i = 0; i < 4; i++) await model.forward(extra.map((e) => [e[i]!]), cache);
+            const L = cache.length;
+            // truncate: drop the last two tokens, feed two others, compare with recomputation
+            cache.truncate(L - 2);
+            expect(cache.length).toBe(L - 2);
+            const alt = await model.forward([[20, 21], [22, 23], [24, 25]], cache);
+            const altFull = await model.forward(seqs.map((s, b) => [...s, ...extra[b]!.slice(0, 2), 20 + 2 * b, 21 + 2 * b]), null);
+            for (let b = 0; b < 3; b++) expectClose(lastRow(alt, b), lastRow(altFull, b), `after truncate row ${b}`);
+            // fork: the copy and the original advance independently
+            const copy = cache.fork();
+            forks.push(copy);
+            const a = await model.forward([[30], [31], [32]], cache);
+            const c = await model.forward([[40], [41], [42]], copy);
+            const base = seqs.map((s, b) => [...s, ...extra[b]!.slice(0, 2), 20 + 2 * b, 21 + 2 * b]);
+            const aFull = await model.forward(base.map((s, b) => [...s, 30 + b]), null);
+            const cFull = await model.forward(base.map((s, b) => [...s, 40 + b]), null);
+            for (let b = 0; b < 3; b++) {
+              expectClose(lastRow(a, b), lastRow(aFull, b), `original after fork row ${b}`);
+              expectClose(lastRow(c, b), lastRow(cFull, b), `fork row ${b}`);
+            }
+            // reorder: rows [2, 0, 0] (keep, duplicate, drop)
+            cache.reorder([2, 0, 0]);
+            expect(cache.batchSize).toBe(3);
+            const r = await model.forward([[50], [51], [52]], cache);
+            const order = [2, 0, 0];
+            const rFull = await model.forward(order.map((src, b) => [...base[src]!, 30 + src, 50 + b]), null);
+            for (let b = 0; b < 3; b++) expectClose(lastRow(r, b), lastRow(rFull, b), `after reorder row ${b}`);
+            expect(() => cache.reorder([0, 3, 1])).toThrow(CacheStateError);
+            expect(() => cache.truncate(cache.length + 1)).toThrow(CacheStateError);
+          } finally {
+            cache.dispose();
+            forks.forEach((f) => f.dispose());
+          }
+        });
+
+        it('bytes count the allocated K/V', async () => {
+          const cache = model.createCache({ batchSize: 2, kind: o.cache });
+          try {
+            await model.forward([[1, 2, 3], [4, 5, 6]], cache);
+            const c = model.config;
+            const perPosition = 2 * c.numLayers * 2 * c.numKvHeads * c.headDim * 4;
+            expect(cache.bytes).toBeGreaterThanOrEqual(perPosition * cache.length);
+            expect(cache.capacity).toBeGreaterThanOrEqual(cache.length);
+          } finally {
+            cache.dispose();
+          }
+        });
+
+        it('generate leaks nothing after success, an abort, or a thrown error', async () => {
+          await generate(model, { inputIds: PROMPTS, maxNewTokens: 8, cache: o.cache });
+          const controller = new AbortController();
+          const aborted = await generate(model, {
+            inputIds: PROMPTS[0]!,
+            maxNewTokens: 40,
+            cache: o.cache,
+            signal: controller.signal,
+            onToken: (e) => e.step === 2 && controller.abort(),
+          }).catch((e: unknown) => e);
+          expect(AbortedError.isInstance(aborted)).toBe(true);
+          const tooLong = await generate(model, { inputIds: Array(150).fill(3), maxNewTokens: 20, cache: o.cache }).catch((e: unknown) => e);
+          expect(PromptTooLongError.isInstance(tooLong)).toBe(true);
+          const badToken = await model.forward([[1, 99999]], null).catch((e: unknown) => e);
+          expect(TokenOutOfRangeError.isInstance(badToken)).toBe(true);
+        });
+      });
+    }
+
+    it('decoder-only beam search (4 beams, 12 steps, tiny vocab) equals a brute-force uncached search', async () => {
+      const model = tinyDecoderOnlyModels[0]!.build(7);
+      try {
+        const prompt = [1, 4, 3];
+        const result = await generate(model, {
+          inputIds: prompt,
+          maxNewTokens: 12,
+          numBeams: 4,
+          numReturnSequences: 4,
+          stopTokenIds: [2],
+          cache: o.cache,
+        });
+        const expected = await bruteForceBeamSearch(
+          async (seqs) => {
+            const l = await model.forward(seqs.map((s) => [...prompt, ...s]), null);
+            return seqs.map((_, b) => lastRow(l, b));
+          },
+          4,
+          12,
+          [2],
+        );
+        const got = result.sequences[0]!.hypotheses!;
+        expect(got.map((h) => h.tokens)).toEqual(expected.map((h) => h.tokens));
+        got.forEach((h, i) => expect(Math.abs(h.score - expected[i]!.score)).toBeLessThan(1e-4));
+      } finally {
+        model.dispose();
+      }
+    });
+
+    for (const spec of tinyEncoderDecoderModels) {
+      describe(spec.name, () => {
+        let model: ReturnType<typeof spec.build>;
+        beforeAll(() => {
+          model = spec.build();
+        });
+        afterAll(() => model.dispose());
+
+        for (const batch of [1, 3]) {
+          it(`cached decoder logits equal a full uncached decode at each of ${steps} greedy steps (batch ${batch})`, async () => {
+            const sources = SOURCES.slice(0, batch);
+            const state = await model.encode(sources);
+            const cache = model.createCache({ encoderState: state, kind: o.cache });
+            try {
+              const start = model.config.specialTokens.decoderStart!;
+              const targets = sources.map(() => [start]);
+              let logits = await model.decode(targets, state, cache);
+              for (let step = 0; step < steps; step++) {
+                const full = await model.decode(targets, state, null);
+                const next: number[] = [];
+                for (let b = 0; b < batch; b++) {
+                  expectClose(lastRow(logits, b), lastRow(full, b), `step ${step} row ${b}`);
+                  next.push(argmax(lastRow(full, b)));
+                }
+                next.forEach((t, b) => targets[b]!.push(t));
+                logits = await model.decode(next.map((t) => [t]), state, cache);
+              }
+            } finally {
+              cache.dispose();
+              state.dispose();
+            }
+          });
+        }
+
+        it('projects cross-attention K/V once per layer per translation, whatever the output length or beams', async () => {
+          const layers = model.config.numLayers;
+          for (const [maxNewTokens, numBeams] of [[3, 1], [40, 1], [25, 4]] as const) {
+            const before = model.counters.crossAttentionProjections;
+            await translate(model, { sourceIds: SOURCES[0]!, maxNewTokens, numBeams, stopTokenIds: [], cache: o.cache });
+            expect(model.counters.crossAttentionProjections - before).toBe(layers);
+          }
+        });
+
+        it('batched translation equals translating each source alone', async () => {
+          const together = await translate(model, { sourceIds: SOURCES, maxNewTokens: 20, cache: o.cache });
+          for (let i = 0; i < SOURCES.length; i++) {
+            const alone = await translate(model, { sourceIds: SOURCES[i]!, maxNewTokens: 20, cache: o.cache });
+            expect(together.translations[i]!.tokens).toEqual(alone.translations[0]!.tokens);
+          }
+        });
+
+        it('beam reorder keeps rows within their source; translate leaks nothing after an abort or error', async () => {
+          const state = await model.encode(SOURCES.slice(0, 2));
+          const cache: EncoderDecoderCache = model.createCache({ encoderState: state, rowsPerSource: 2, kind: o.cache });
+          try {
+            await model.decode([[1], [1], [1], [1]], state, cache);
+            expect(() => cache.reorder([1, 0, 3, 2])).not.toThrow();
+            expect(() => cache.reorder([2, 0, 3, 1])).toThrow(CacheStateError);
+          } finally {
+            cache.dispose();
+            state.dispose();
+          }
+          const controller = new AbortController();
+          const aborted = await translate(model, {
+            sourceIds: SOURCES[0]!,
+            maxNewTokens: 30,
+            stopTokenIds: [],
+            cache: o.cache,
+            signal: controller.signal,
+            onToken: (e) => e.step === 3 && controller.abort(),
+          }).catch((e: unknown) => e);
+          expect(AbortedError.isInstance(aborted)).toBe(true);
+          const bad = await translate(model, { sourceIds: [1, 10_000], cache: o.cache }).catch((e: unknown) => e);
+          expect(TokenOutOfRangeError.isInstance(bad)).toBe(true);
+        });
+      });
+    }
+
+    it('encoder-decoder beam search (4 beams, 12 steps, tiny vocab) equals a brute-force uncached search', async () => {
+      const model: EncoderDecoderModel = tinyEncoderDecoderModels[0]!.build(7);
+      const source = [4, 5, 6, 2];
+      const state = await model.encode([source]);
+      try {
+        const result = await translate(model, {
+          sourceIds: source,
+          maxNewTokens: 12,
+          numBeams: 4,
+          numReturnSequences: 4,
+          stopTokenIds: [2],
+          cache: o.cache,
+        });
+        const start = model.config.specialTokens.decoderStart!;
+        const expected = await bruteForceBeamSearch(
+          async (seqs) => {
+            const rows = [];
+            for (const s of seqs) rows.push(lastRow(await model.decode([[start, ...s]], state, null), 0));
+            return rows;
+          },
+          4,
+          12,
+          [2],
+        );
+        const got = result.translations[0]!.hypotheses;
+        expect(got.map((h) => h.tokens)).toEqual(expected.map((h) => h.tokens));
+        got.forEach((h, i) => expect(Math.abs(h.score - expected[i]!.score)).toBeLessThan(1e-4));
+      } finally {
+        state.dispose();
+        model.dispose();
+      }
+    });
+  });
+}

@@ -1,0 +1,3 @@
+/** Test helpers for backend packages: the cache conformance suite and tiny seeded models. Imports vitest. */
+export { describeCacheConformance, expectClose, type ConformanceOptions } from './conformance.js';
+export { tinyDecoderOnlyModels, tinyEncoderDecoderModels, type TinyDecoderOnly, type TinyEncoderDecoder } from './tiny-models.js';
