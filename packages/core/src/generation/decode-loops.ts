@@ -27,6 +27,8 @@ export interface SequenceOutput {
   readonly finishReason: FinishReason;
   /** Length of `text` to keep when a stop string was hit. */
   readonly stopStringIndex?: number;
+  /** sum(log p) of the chosen tokens (after the logits processors), when `LoopContext.scores` is set. */
+  readonly logProbability?: number;
 }
 
 /** A hypothesis of beam search. */
@@ -61,6 +63,8 @@ export interface LoopContext {
   readonly timing: StepTiming;
   /** Called before each model call; throws to abort. */
   readonly checkAbort: () => void;
+  /** Track sum(log p) of the chosen tokens. */
+  readonly scores?: boolean;
 }
 
 /**
@@ -77,9 +81,9 @@ export async function* sampleLoop(
   const processors = buildLogitsProcessors(config);
   const rng = createRng(config.seed);
   const stop = new Set(config.stopTokenIds);
-  const outputs: { tokens: number[]; finishReason?: FinishReason; stopStringIndex?: number }[] = Array.from(
+  const outputs: { tokens: number[]; finishReason?: FinishReason; stopStringIndex?: number; lp: number }[] = Array.from(
     { length: rows },
-    () => ({ tokens: [] }),
+    () => ({ tokens: [], lp: 0 }),
   );
   const decoders = ctx.tokenizer ? outputs.map(() => ctx.tokenizer!.createStreamDecoder()) : undefined;
   let logits = firstLogits;
@@ -94,6 +98,7 @@ export async function* sampleLoop(
       const row = rowLogits(logits, r);
       for (const p of processors) p(row, ctx.histories[r]!);
       const token = config.sampling ? sampleFromLogits(row, rng) : argmax(row);
+      if (ctx.scores) out.lp += logSoftmax(row)[token]!;
       next.push(token);
       out.tokens.push(token);
       ctx.histories[r]!.push(token);
@@ -123,6 +128,7 @@ export async function* sampleLoop(
     tokens: o.tokens,
     finishReason: o.finishReason ?? 'length',
     ...(o.stopStringIndex !== undefined ? { stopStringIndex: o.stopStringIndex } : {}),
+    ...(ctx.scores ? { logProbability: o.lp } : {}),
   }));
 }
 

@@ -2,7 +2,9 @@ import type { EncoderDecoderModel, EncoderState } from '../contracts/model.js';
 import type { Tokenizer } from '../contracts/tokenizer.js';
 import { AbortedError, InvalidOptionError, TokenOutOfRangeError } from '../errors.js';
 import { resolveGenerationConfig, type GenerationOptions } from './config.js';
-import { beamSearch, sampleLoop, type FinishReason, type TokenEvent } from './decode-loops.js';
+import { beamSearch, sampleLoop, type FinishReason, type SequenceOutput, type TokenEvent } from './decode-loops.js';
+import type { Logits } from '../contracts/model.js';
+import { logSoftmax } from './logits-processors.js';
 import { abortChecker, asBatch, validateIdBatch } from './inputs.js';
 import { encoderDecoderSession, type CacheMode, type DecodingSession } from './session.js';
 
@@ -18,6 +20,11 @@ export interface TranslateRequest extends GenerationOptions {
   targetTokenizer?: Tokenizer;
   /** Target tokens every output must start with (one list for all sources, or one per source). */
   targetPrefix?: readonly number[] | readonly (readonly number[])[];
+  /**
+   * Return this many alternatives (as CTranslate2's `return_alternatives`): the most likely tokens at the first
+   * position after the prefix, each completed greedily, in the order of that token's probability.
+   */
+  alternatives?: number;
   signal?: AbortSignal;
   onToken?: (event: TokenEvent) => void;
   cache?: CacheMode;
@@ -100,9 +107,14 @@ export async function* translateStream(
   if (mode !== 'backend' && mode !== 'concat' && mode !== 'none')
     throw new InvalidOptionError('cache', mode, "'backend', 'concat' or 'none'");
   const tokenizer = request.targetTokenizer ?? request.tokenizer;
+  const A = request.alternatives ?? 1;
+  if (!Number.isInteger(A) || A < 1 || A > model.config.vocabSize)
+    throw new InvalidOptionError('alternatives', request.alternatives, `an integer in [1, ${model.config.vocabSize}]`);
+  if (A > 1 && (config.numBeams > 1 || config.sampling))
+    throw new InvalidOptionError('alternatives', A, 'greedy decoding (numBeams 1, temperature 0) to go with alternatives');
   request.signal?.throwIfAborted?.();
 
-  const N = config.numBeams;
+  const N = A > 1 ? A : config.numBeams;
   const timing = { stepMs: [] as number[] };
   let encodeMs = 0;
   let firstTokenMs = 0;
@@ -152,7 +164,9 @@ export async function* translateStream(
     const histories = sources.map((_, i) => [...prefixes[i]!]);
     const ctx = { config, histories, tokenizer, padToken, signal: request.signal, timing, checkAbort };
     let translations: Translation[];
-    if (N === 1) {
+    if (A > 1) {
+      translations = await alternativesSearch(session, logits, sources.length, A, prefixes, { ...ctx, scores: true }, tokenizer);
+    } else if (N === 1) {
       const loop = sampleLoop(session, logits, {
         ...ctx,
         tokenizer: tokenizer && prefixes[0]!.length === 0 ? tokenizer : undefined,
@@ -198,6 +212,65 @@ export async function* translateStream(
     session?.dispose();
     state?.dispose();
   }
+}
+
+/**
+ * Alternatives after the prefix: row k of each source takes the k-th most likely token, then all rows continue
+ * greedily (rows of a source share its cross-attention K/V; nothing is recomputed).
+ */
+async function alternativesSearch(
+  session: DecodingSession,
+  logits: Logits,
+  sources: number,
+  A: number,
+  prefixes: number[][],
+  ctx: Parameters<typeof sampleLoop>[2],
+  tokenizer: Tokenizer | undefined,
+): Promise<Translation[]> {
+  const V = logits.vocabSize;
+  const first: number[] = [];
+  const firstLp: number[] = [];
+  for (let g = 0; g < sources; g++) {
+    const row = logits.data.slice(g * A * V, (g * A + 1) * V);
+    const lps = logSoftmax(row);
+    const order = Array.from(lps.keys()).sort((a, b) => lps[b]! - lps[a]! || a - b).slice(0, A);
+    for (const t of order) first.push(t), firstLp.push(lps[t]!);
+  }
+  const stop = new Set(ctx.config.stopTokenIds);
+  const t0 = performance.now();
+  const next = await session.step(first.map((t) => [t]));
+  ctx.timing.stepMs.push(performance.now() - t0);
+  const histories = first.map((t, r) => [...prefixes[Math.floor(r / A)]!, t]);
+  const rest = ctx.config.maxNewTokens - 1;
+  let outs: SequenceOutput[] = first.map(() => ({ tokens: [], finishReason: 'length' as const, logProbability: 0 }));
+  if (rest > 0) {
+    const loop = sampleLoop(session, next, {
+      ...ctx,
+      config: { ...ctx.config, maxNewTokens: rest },
+      histories,
+      tokenizer: undefined,
+    });
+    let r = await loop.next();
+    while (!r.done) r = await loop.next();
+    outs = r.value;
+  }
+  return Array.from({ length: sources }, (_, g) => {
+    const hyps = Array.from({ length: A }, (_, k) => {
+      const r = g * A + k;
+      const o = outs[r]!;
+      const gen = stop.has(first[r]!) ? [first[r]!] : [first[r]!, ...o.tokens];
+      const tokens = [...prefixes[g]!, ...gen];
+      const lp = firstLp[r]! + (stop.has(first[r]!) ? 0 : (o.logProbability ?? 0));
+      return { tokens, score: lp / Math.pow(gen.length, ctx.config.lengthPenalty), ...decoded(tokenizer, tokens) };
+    });
+    const best = hyps[0]!;
+    return {
+      tokens: best.tokens,
+      finishReason: stop.has(best.tokens[best.tokens.length - 1]!) ? ('stop-token' as const) : ('length' as const),
+      hypotheses: hyps,
+      ...decoded(tokenizer, best.tokens),
+    };
+  });
 }
 
 function sourceIds(request: TranslateRequest): number[][] {

@@ -1,0 +1,161 @@
+import { InvalidInputError } from '@kvt/core';
+
+/** Progress of reading model files. */
+export interface LoadProgress {
+  readonly file: string;
+  readonly loaded: number;
+  /** Total bytes, when known. */
+  readonly total?: number;
+}
+
+export type ProgressCallback = (p: LoadProgress) => void;
+
+/**
+ * The files of a model, wherever they are: a folder or file on disk (Node), a URL (browser or Node 18+), `File`s a
+ * user picked, or bytes in memory.
+ */
+export interface ModelFiles {
+  /** For messages: the folder path, URL or "selected files". */
+  readonly name: string;
+  /** The file a user pointed at, when a single file was given. */
+  readonly primary?: string;
+  /** File names, or null when they cannot be listed (a URL folder). */
+  list(): Promise<string[] | null>;
+  exists(file: string): Promise<boolean>;
+  read(file: string, onProgress?: ProgressCallback): Promise<Uint8Array>;
+}
+
+/** Anything kvt can load a model from. */
+export type ModelSource = string | URL | Blob | readonly Blob[] | Readonly<Record<string, Uint8Array>> | ModelFiles;
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+const isUrl = (s: string) => /^(https?|file|blob|data):/i.test(s);
+
+function isModelFiles(s: unknown): s is ModelFiles {
+  return typeof s === 'object' && s !== null && typeof (s as ModelFiles).read === 'function' && typeof (s as ModelFiles).list === 'function';
+}
+
+/**
+ * Opens a model source as {@link ModelFiles}.
+ *
+ * @example
+ * ```ts
+ * const files = await openModelFiles('../shared/fixtures/stories260K/stories260K.bin');
+ * const files2 = await openModelFiles(fileInput.files); // browser: the files of a folder
+ * ```
+ */
+export async function openModelFiles(source: ModelSource): Promise<ModelFiles> {
+  if (isModelFiles(source)) return source;
+  if (typeof source === 'string' && !isUrl(source)) {
+    if (!isNode) throw new InvalidInputError(`"${source}" is a path; in the browser give a URL or File objects.`);
+    return nodeFiles(source);
+  }
+  if (typeof source === 'string' || source instanceof URL) return urlFiles(String(source));
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return blobFiles([source]);
+  if (Array.isArray(source)) return blobFiles(source as readonly Blob[]);
+  if (typeof source === 'object' && source !== null) return memoryFiles(source as Record<string, Uint8Array>);
+  throw new InvalidInputError('A model source is a path, a URL, File/Blob objects, or a record of file names to bytes.');
+}
+
+async function nodeFiles(path: string): Promise<ModelFiles> {
+  const fs = await import('node:fs/promises');
+  const p = await import('node:path');
+  const stat = await fs.stat(path).catch(() => null);
+  if (!stat) throw new InvalidInputError(`No file or folder at ${path}; check the --model path.`);
+  const dir = stat.isDirectory() ? path : p.dirname(path);
+  const primary = stat.isDirectory() ? undefined : p.basename(path);
+  return {
+    name: path,
+    ...(primary ? { primary } : {}),
+    list: async () => (await fs.readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name),
+    exists: async (f) => !!(await fs.stat(p.join(dir, f)).catch(() => null)),
+    read: async (f, onProgress) => {
+      const full = p.join(dir, f);
+      const st = await fs.stat(full).catch(() => null);
+      if (!st || !st.isFile()) throw new InvalidInputError(`${full} is missing.`);
+      const out = new Uint8Array(st.size);
+      const handle = await fs.open(full, 'r');
+      try {
+        const chunk = 8 << 20;
+        for (let off = 0; off < st.size; ) {
+          const { bytesRead } = await handle.read(out, off, Math.min(chunk, st.size - off), off);
+          if (bytesRead === 0) break;
+          off += bytesRead;
+          onProgress?.({ file: f, loaded: off, total: st.size });
+        }
+      } finally {
+        await handle.close();
+      }
+      return out;
+    },
+  };
+}
+
+function urlFiles(url: string): ModelFiles {
+  const looksLikeFile = /\.(bin|gguf|safetensors|json|txt|model|spm)(\?.*)?$/i.test(url);
+  const base = looksLikeFile ? url.slice(0, url.lastIndexOf('/') + 1) : url.endsWith('/') ? url : `${url}/`;
+  const primary = looksLikeFile ? decodeURIComponent(url.slice(url.lastIndexOf('/') + 1).replace(/\?.*$/, '')) : undefined;
+  return {
+    name: url,
+    ...(primary ? { primary } : {}),
+    list: async () => null,
+    exists: async (f) => {
+      const r = await fetch(new URL(f, base), { method: 'HEAD' }).catch(() => null);
+      return !!r && r.ok;
+    },
+    read: async (f, onProgress) => {
+      const r = await fetch(new URL(f, base));
+      if (!r.ok) throw new InvalidInputError(`${new URL(f, base)} answered ${r.status} ${r.statusText}.`);
+      const total = Number(r.headers.get('content-length')) || undefined;
+      if (!r.body) return new Uint8Array(await r.arrayBuffer());
+      const reader = r.body.getReader();
+      const chunks: Uint8Array[] = [];
+      let loaded = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        loaded += value.byteLength;
+        onProgress?.({ file: f, loaded, ...(total ? { total } : {}) });
+      }
+      const out = new Uint8Array(loaded);
+      let off = 0;
+      for (const c of chunks) out.set(c, off), (off += c.byteLength);
+      return out;
+    },
+  };
+}
+
+function blobFiles(blobs: readonly Blob[]): ModelFiles {
+  const byName = new Map<string, Blob>();
+  for (const b of blobs) byName.set((b as File).name ?? 'model.bin', b);
+  const names = [...byName.keys()];
+  return {
+    name: names.length === 1 ? names[0]! : 'selected files',
+    ...(names.length === 1 ? { primary: names[0]! } : {}),
+    list: async () => names,
+    exists: async (f) => byName.has(f),
+    read: async (f, onProgress) => {
+      const b = byName.get(f);
+      if (!b) throw new InvalidInputError(`${f} is not among the selected files; select it too.`);
+      const out = new Uint8Array(await b.arrayBuffer());
+      onProgress?.({ file: f, loaded: out.byteLength, total: out.byteLength });
+      return out;
+    },
+  };
+}
+
+function memoryFiles(files: Readonly<Record<string, Uint8Array>>): ModelFiles {
+  const names = Object.keys(files);
+  return {
+    name: 'in-memory files',
+    ...(names.length === 1 ? { primary: names[0]! } : {}),
+    list: async () => names,
+    exists: async (f) => f in files,
+    read: async (f) => {
+      const b = files[f];
+      if (!b) throw new InvalidInputError(`${f} is missing from the given files.`);
+      return b;
+    },
+  };
+}

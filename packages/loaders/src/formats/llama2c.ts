@@ -1,0 +1,105 @@
+import { ParameterSet, hostTensor, transpose2d, type LlamaConfig } from '@kvt/models';
+import { BinaryReader, float32From } from '../bytes/binary-reader.js';
+
+/** What a llama2.c checkpoint holds: a Llama config and its parameters in kvt's layout. */
+export interface ParsedCheckpoint<C> {
+  readonly config: C;
+  readonly params: ParameterSet;
+}
+
+const LIMIT = 1 << 24; // no header field of a real model comes near this
+
+/**
+ * Parses a llama2.c legacy checkpoint (`run.c`'s format): seven int32 (dim, hidden_dim, n_layers, n_heads,
+ * n_kv_heads, vocab_size, seq_len; a positive vocab_size means the classifier shares the embedding), then float32
+ * weights. The file size must equal what the header implies, checked before anything is allocated.
+ *
+ * @example
+ * ```ts
+ * const { config, params } = parseLlama2cCheckpoint(bytes, 'stories260K.bin');
+ * const model = LlamaModel.fromParameters(config, params);
+ * ```
+ */
+export function parseLlama2cCheckpoint(bytes: Uint8Array, file: string): ParsedCheckpoint<LlamaConfig> {
+  const r = new BinaryReader(bytes, file);
+  const names = ['dim', 'hidden_dim', 'n_layers', 'n_heads', 'n_kv_heads', 'vocab_size', 'seq_len'] as const;
+  const h: Record<(typeof names)[number], number> = Object.fromEntries(names.map((n) => [n, r.i32(`header ${n}`)])) as never;
+  const shared = h.vocab_size > 0;
+  const V = Math.abs(h.vocab_size);
+  for (const n of names) {
+    const v = n === 'vocab_size' ? V : h[n];
+    if (v <= 0 || v > LIMIT) r.fail(`header ${n} = ${h[n]} is not a plausible size; is this a llama2.c checkpoint?`);
+  }
+  const { dim: d, hidden_dim: F, n_layers: L, n_heads: H, n_kv_heads: KV, seq_len: S } = h;
+  if (d % H !== 0) r.fail(`dim ${d} is not divisible by n_heads ${H}`);
+  if (H % KV !== 0) r.fail(`n_heads ${H} is not divisible by n_kv_heads ${KV}`);
+  const hs = d / H;
+  if (hs % 2 !== 0) r.fail(`head size ${hs} is odd; rotary positions need an even head size`);
+  const kvd = KV * hs;
+  // the tensors in run.c's order, [out, in] as stored
+  const layout: [string, number[]][] = [
+    ['embedding', [V, d]],
+    ['rms_att', [L, d]],
+    ['wq', [L, d, d]],
+    ['wk', [L, kvd, d]],
+    ['wv', [L, kvd, d]],
+    ['wo', [L, d, d]],
+    ['rms_ffn', [L, d]],
+    ['w1', [L, F, d]],
+    ['w2', [L, d, F]],
+    ['w3', [L, F, d]],
+    ['rms_final', [d]],
+    ['freq_cis', [S, hs]], // real and imaginary halves, unused: rotary tables are recomputed
+    ...(shared ? [] : ([['wcls', [V, d]]] as [string, number[]][])),
+  ];
+  const floats = layout.reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
+  if (28 + 4 * floats !== bytes.byteLength)
+    r.fail(`the header implies ${28 + 4 * floats} bytes but the file has ${bytes.byteLength}; it is truncated or the header is wrong`);
+  const data = float32From(bytes.subarray(28));
+  let off = 0;
+  const next = (shape: number[]) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const t = data.subarray(off, off + n);
+    off += n;
+    return t;
+  };
+  const blocks = Object.fromEntries(layout.map(([name, shape]) => [name, next(shape)])) as Record<string, Float32Array>;
+  const params = new ParameterSet(file);
+  const perLayer = (name: string, i: number, size: number) => blocks[name]!.subarray(i * size, (i + 1) * size);
+  // [out, in] → kvt's [in, out]
+  const linear = (name: string, i: number, out: number, inn: number) => transpose2d(hostTensor(perLayer(name, i, out * inn), [out, inn]));
+  params.set('embedding', hostTensor(blocks.embedding!, [V, d]));
+  for (let i = 0; i < L; i++) {
+    params.set(`layers.${i}.attentionNorm`, hostTensor(perLayer('rms_att', i, d), [d]));
+    params.set(`layers.${i}.q`, linear('wq', i, d, d));
+    params.set(`layers.${i}.k`, linear('wk', i, kvd, d));
+    params.set(`layers.${i}.v`, linear('wv', i, kvd, d));
+    params.set(`layers.${i}.o`, linear('wo', i, d, d));
+    params.set(`layers.${i}.ffnNorm`, hostTensor(perLayer('rms_ffn', i, d), [d]));
+    params.set(`layers.${i}.gate`, linear('w1', i, F, d));
+    params.set(`layers.${i}.down`, linear('w2', i, d, F));
+    params.set(`layers.${i}.up`, linear('w3', i, F, d));
+  }
+  params.set('finalNorm', hostTensor(blocks.rms_final!, [d]));
+  if (!shared) params.set('output', transpose2d(hostTensor(blocks.wcls!, [V, d])));
+  const config: LlamaConfig = {
+    architecture: 'llama',
+    vocabSize: V,
+    hiddenSize: d,
+    intermediateSize: F,
+    numLayers: L,
+    numHeads: H,
+    numKvHeads: KV,
+    maxPositions: S,
+    normEpsilon: 1e-5,
+    ropeTheta: 10000,
+    ropeStyle: 'interleaved',
+    // run.c stops at BOS (1), which delimits stories; 2 is the SentencePiece EOS
+    specialTokens: { bos: 1, eos: [1, 2] },
+  };
+  return { config, params };
+}
+
+export function isLlama2cTokenizerName(name: string): boolean {
+  return /^tok.*\.bin$/i.test(name) || name === 'tokenizer.bin';
+}

@@ -1,0 +1,18 @@
+/**
+ * @kvt/loaders: checkpoints and tokenizers from llama2.c, GGUF, Hugging Face folders and CTranslate2, validated
+ * before anything is allocated, with typed errors that name the file.
+ *
+ * @packageDocumentation
+ */
+export { loadModel, detectFormat, type LoadedModel, type LoadModelOptions, type ModelFormat } from './load-model.js';
+export { openModelFiles, type ModelFiles, type ModelSource, type LoadProgress, type ProgressCallback } from './bytes/sources.js';
+export { parseLlama2cCheckpoint, type ParsedCheckpoint } from './formats/llama2c.js';
+export { parseGguf, readGgufTensor, llamaFromGguf, tokenizerFromGguf, type GgufFile, type GgufTensorInfo, type GgufValue } from './formats/gguf.js';
+export { parseSafetensors, readSafetensor, writeSafetensors, type SafetensorsFile, type SafetensorsEntry } from './formats/safetensors.js';
+export { fromHuggingFace, generationDefaults, SUPPORTED_MODEL_TYPES, type HfArchitecture, type TensorLookup } from './formats/hugging-face.js';
+export { parseCTranslate2 } from './formats/ctranslate2.js';
+export { ScoreBpeTokenizer, type ScoreBpeOptions } from './tokenizers/score-bpe.js';
+export { parseLlama2cTokenizer } from './tokenizers/llama2c-tokenizer.js';
+export { parseSentencePieceModel } from './tokenizers/sentencepiece-model.js';
+export { hfTokenizer } from './tokenizers/hf-tokenizer.js';
+export { vocabularyTokenizer } from './tokenizers/vocabulary-tokenizer.js';

@@ -1,0 +1,249 @@
+import {
+  InvalidInputError,
+  ModelFormatError,
+  UnsupportedError,
+  type DecoderOnlyModel,
+  type EncoderDecoderModel,
+  type GenerationOptions,
+  type Tokenizer,
+} from '@kvt/core';
+import { EncoderDecoderTransformer, Gpt2Model, LlamaModel, type HostTensor } from '@kvt/models';
+import { decodeUtf8 } from './bytes/binary-reader.js';
+import { openModelFiles, type ModelFiles, type ModelSource, type ProgressCallback } from './bytes/sources.js';
+import { parseCTranslate2 } from './formats/ctranslate2.js';
+import { llamaFromGguf, parseGguf, tokenizerFromGguf } from './formats/gguf.js';
+import { fromHuggingFace, generationDefaults } from './formats/hugging-face.js';
+import { parseLlama2cCheckpoint } from './formats/llama2c.js';
+import { parseSafetensors, readSafetensor, type SafetensorsFile } from './formats/safetensors.js';
+import { hfTokenizer } from './tokenizers/hf-tokenizer.js';
+import { parseLlama2cTokenizer } from './tokenizers/llama2c-tokenizer.js';
+import { parseSentencePieceModel } from './tokenizers/sentencepiece-model.js';
+import { vocabularyTokenizer } from './tokenizers/vocabulary-tokenizer.js';
+
+export type ModelFormat = 'llama2c' | 'gguf' | 'huggingface' | 'ctranslate2';
+
+/** A loaded model with its tokenizer(s). Dispose it to free the weights. */
+export type LoadedModel = {
+  readonly format: ModelFormat;
+  /** Defaults the model's files suggest (generation_config.json). */
+  readonly generationDefaults: GenerationOptions;
+  /** Files read, for messages. */
+  readonly files: readonly string[];
+  dispose(): void;
+} & (
+  | { readonly kind: 'decoder-only'; readonly model: DecoderOnlyModel; readonly tokenizer?: Tokenizer }
+  | {
+      readonly kind: 'encoder-decoder';
+      readonly model: EncoderDecoderModel;
+      /** Encodes source text. */
+      readonly tokenizer?: Tokenizer;
+      /** Decodes target ids (the source tokenizer when the vocabulary is shared). */
+      readonly targetTokenizer?: Tokenizer;
+    }
+);
+
+export interface LoadModelOptions {
+  /** A tokenizer file (or folder) to use instead of the one found beside the model. */
+  readonly tokenizer?: ModelSource;
+  /** Called while files are read. */
+  readonly onProgress?: ProgressCallback;
+}
+
+/**
+ * Loads a model from a file or folder, finding its format and tokenizer: llama2.c `.bin` (+ `tok*.bin`,
+ * `tokenizer.model`), GGUF (tokenizer in its metadata), Hugging Face folders (`config.json`, `model.safetensors` or
+ * sharded, `tokenizer.json`, `generation_config.json`), CTranslate2 (`model.bin` + `*_vocabulary.txt`).
+ * The weights go to the active tfjs backend: import a backend package first.
+ *
+ * @example
+ * ```ts
+ * import '@kvt/backend-wasm';
+ * const loaded = await loadModel('../shared/fixtures/stories260K/stories260K.bin');
+ * if (loaded.kind === 'decoder-only') await generate(loaded.model, { prompt: 'Once upon a time', tokenizer: loaded.tokenizer });
+ * loaded.dispose();
+ * ```
+ */
+export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const files = await openModelFiles(source);
+  const format = await detectFormat(files);
+  const read = (f: string) => files.read(f, options.onProgress);
+  const tokenizerFiles = options.tokenizer !== undefined ? await openModelFiles(options.tokenizer) : undefined;
+  switch (format.format) {
+    case 'llama2c': {
+      const bytes = await read(format.file);
+      const { config, params } = parseLlama2cCheckpoint(bytes, format.file);
+      const tokenizer = await findTokenizer(tokenizerFiles ?? files, config.vocabSize, tokenizerFiles !== undefined, options.onProgress);
+      checkVocab(tokenizer, config.vocabSize, format.file);
+      const model = LlamaModel.fromParameters(config, params);
+      return decoderOnly('llama2c', model, tokenizer, {}, [format.file]);
+    }
+    case 'gguf': {
+      const bytes = await read(format.file);
+      const g = parseGguf(bytes, format.file);
+      const { config, params } = llamaFromGguf(g);
+      const tokenizer = tokenizerFiles
+        ? await findTokenizer(tokenizerFiles, config.vocabSize, true, options.onProgress)
+        : g.metadata.has('tokenizer.ggml.tokens')
+          ? tokenizerFromGguf(g)
+          : undefined;
+      checkVocab(tokenizer, config.vocabSize, format.file);
+      return decoderOnly('gguf', LlamaModel.fromParameters(config, params), tokenizer, {}, [format.file]);
+    }
+    case 'ctranslate2': {
+      const bytes = await read(format.file);
+      const { config, params } = parseCTranslate2(bytes, format.file);
+      const names = (await files.list()) ?? [];
+      const vocab = async (name: string) => vocabularyTokenizer(decodeUtf8(await read(name), name, 'vocabulary'), name);
+      const shared = names.includes('shared_vocabulary.txt') ? await vocab('shared_vocabulary.txt') : undefined;
+      const src = shared ?? (names.includes('source_vocabulary.txt') ? await vocab('source_vocabulary.txt') : undefined);
+      const tgt = shared ?? (names.includes('target_vocabulary.txt') ? await vocab('target_vocabulary.txt') : undefined);
+      if (src && src.vocabSize !== config.sourceVocabSize)
+        throw new ModelFormatError('source_vocabulary.txt', `${src.vocabSize} tokens, but the model's source embedding has ${config.sourceVocabSize} rows`);
+      checkVocab(tgt, config.targetVocabSize, 'target_vocabulary.txt');
+      const model = EncoderDecoderTransformer.fromParameters(config, params);
+      return encoderDecoder('ctranslate2', model, src, tgt, {}, [format.file]);
+    }
+    case 'huggingface':
+      return loadHuggingFace(files, tokenizerFiles, options.onProgress);
+  }
+}
+
+function checkVocab(tokenizer: Tokenizer | undefined, vocabSize: number, file: string): void {
+  if (tokenizer && tokenizer.vocabSize !== vocabSize)
+    throw new ModelFormatError(file, `the model has a vocabulary of ${vocabSize} but the tokenizer has ${tokenizer.vocabSize}; use the tokenizer trained with this model`);
+}
+
+function decoderOnly(format: ModelFormat, model: DecoderOnlyModel, tokenizer: Tokenizer | undefined, defaults: GenerationOptions, files: string[]): LoadedModel {
+  return { kind: 'decoder-only', format, model, ...(tokenizer ? { tokenizer } : {}), generationDefaults: defaults, files, dispose: () => model.dispose() };
+}
+
+function encoderDecoder(
+  format: ModelFormat,
+  model: EncoderDecoderModel,
+  tokenizer: Tokenizer | undefined,
+  targetTokenizer: Tokenizer | undefined,
+  defaults: GenerationOptions,
+  files: string[],
+): LoadedModel {
+  return {
+    kind: 'encoder-decoder',
+    format,
+    model,
+    ...(tokenizer ? { tokenizer } : {}),
+    ...(targetTokenizer ? { targetTokenizer } : {}),
+    generationDefaults: defaults,
+    files,
+    dispose: () => model.dispose(),
+  };
+}
+
+/** Finds the model file and its format from the names (and, for `.bin`, the first bytes). */
+export async function detectFormat(files: ModelFiles): Promise<{ format: ModelFormat; file: string }> {
+  const names = (await files.list()) ?? [];
+  const p = files.primary;
+  if (p) {
+    if (/\.gguf$/i.test(p)) return { format: 'gguf', file: p };
+    if (/\.safetensors$/i.test(p) || p === 'config.json' || p === 'model.safetensors.index.json') return { format: 'huggingface', file: 'config.json' };
+    if (/\.bin$/i.test(p)) {
+      const head = (await files.read(p)).subarray(0, 6);
+      // CTranslate2 v2 starts with u32 2 and a short spec-name length; llama2.c with dim (a larger int32)
+      const isCt2 = head.length >= 6 && head[0] === 2 && head[1] === 0 && head[2] === 0 && head[3] === 0;
+      return { format: isCt2 ? 'ctranslate2' : 'llama2c', file: p };
+    }
+    throw new UnsupportedError(`${p}: kvt loads .bin (llama2.c, CTranslate2), .gguf and Hugging Face folders.`);
+  }
+  const has = async (f: string) => names.includes(f) || (names.length === 0 && (await files.exists(f)));
+  if (await has('config.json')) return { format: 'huggingface', file: 'config.json' };
+  const gguf = names.find((n) => /\.gguf$/i.test(n));
+  if (gguf) return { format: 'gguf', file: gguf };
+  if ((await has('model.bin')) && names.some((n) => /_vocabulary\.txt$/.test(n))) return { format: 'ctranslate2', file: 'model.bin' };
+  const bin = names.find((n) => /\.bin$/i.test(n) && !/^tok/i.test(n) && n !== 'tokenizer.bin');
+  if (bin) return { format: 'llama2c', file: bin };
+  throw new InvalidInputError(`${files.name}: no model found (looked for config.json, *.gguf, model.bin with vocabularies, *.bin).`);
+}
+
+/** The tokenizer beside a decoder-only model: tokenizer.json, tok*.bin, tokenizer.bin or tokenizer.model. */
+async function findTokenizer(files: ModelFiles, vocabSize: number, required: boolean, onProgress?: ProgressCallback): Promise<Tokenizer | undefined> {
+  const names = (await files.list()) ?? [];
+  const read = (f: string) => files.read(f, onProgress);
+  if (files.primary && files.primary !== 'config.json' && required) return tokenizerFromFile(files, files.primary, vocabSize, onProgress);
+  if (names.includes('tokenizer.json')) return tokenizerFromFile(files, 'tokenizer.json', vocabSize, onProgress);
+  const bins = names.filter((n) => /^tok.*\.bin$/i.test(n) || n === 'tokenizer.bin');
+  const bin = bins.find((n) => n === `tok${vocabSize}.bin`) ?? bins[0];
+  if (bin) return parseLlama2cTokenizer(await read(bin), bin, vocabSize);
+  const spm = names.find((n) => n === 'tokenizer.model' || /^tok.*\.model$/.test(n));
+  if (spm) return parseSentencePieceModel(await read(spm), spm);
+  if (required) throw new InvalidInputError(`${files.name}: no tokenizer found (tokenizer.json, tok*.bin, tokenizer.model).`);
+  return undefined;
+}
+
+async function tokenizerFromFile(files: ModelFiles, name: string, vocabSize: number, onProgress?: ProgressCallback): Promise<Tokenizer> {
+  const bytes = await files.read(name, onProgress);
+  if (name.endsWith('.json')) {
+    const config = (await files.exists('tokenizer_config.json')) ? parseJson(await files.read('tokenizer_config.json'), 'tokenizer_config.json') : {};
+    return hfTokenizer(parseJson(bytes, name), config, name);
+  }
+  if (name.endsWith('.bin')) return parseLlama2cTokenizer(bytes, name, vocabSize);
+  if (name.endsWith('.model') || name.endsWith('.spm')) return parseSentencePieceModel(bytes, name);
+  throw new UnsupportedError(`${name}: kvt reads tokenizer.json, tok*.bin and SentencePiece .model files.`);
+}
+
+function parseJson(bytes: Uint8Array, file: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(decodeUtf8(bytes, file, 'JSON'));
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    if (ModelFormatError.isInstance(e)) throw e;
+    throw new ModelFormatError(file, 'is not a JSON object');
+  }
+}
+
+async function loadHuggingFace(files: ModelFiles, tokenizerFiles: ModelFiles | undefined, onProgress?: ProgressCallback): Promise<LoadedModel> {
+  const config = parseJson(await files.read('config.json', onProgress), 'config.json');
+  const shards: Map<string, SafetensorsFile> = new Map();
+  const index = (await files.exists('model.safetensors.index.json'))
+    ? parseJson(await files.read('model.safetensors.index.json', onProgress), 'model.safetensors.index.json')
+    : undefined;
+  let lookup: (name: string) => HostTensor | undefined;
+  if (index) {
+    const map = index.weight_map;
+    if (typeof map !== 'object' || map === null) throw new ModelFormatError('model.safetensors.index.json', 'weight_map is missing');
+    const weightMap = map as Record<string, string>;
+    for (const shard of new Set(Object.values(weightMap))) {
+      if (typeof shard !== 'string' || shard.includes('/') || shard.includes('..'))
+        throw new ModelFormatError('model.safetensors.index.json', `shard name ${JSON.stringify(shard)} is not a file name`);
+      shards.set(shard, parseSafetensors(await files.read(shard, onProgress), shard));
+    }
+    lookup = (name) => {
+      const shard = weightMap[name];
+      const st = shard ? shards.get(shard) : undefined;
+      return st && st.entries.has(name) ? readSafetensor(st, name) : undefined;
+    };
+  } else {
+    if (!(await files.exists('model.safetensors')))
+      throw new InvalidInputError(`${files.name}: no model.safetensors (or model.safetensors.index.json); kvt reads safetensors weights.`);
+    const st = parseSafetensors(await files.read('model.safetensors', onProgress), 'model.safetensors');
+    shards.set('model.safetensors', st);
+    lookup = (name) => (st.entries.has(name) ? readSafetensor(st, name) : undefined);
+  }
+  const arch = fromHuggingFace(config, lookup, 'config.json');
+  const defaults = (await files.exists('generation_config.json'))
+    ? generationDefaults(parseJson(await files.read('generation_config.json', onProgress), 'generation_config.json'))
+    : {};
+  const tokFiles = tokenizerFiles ?? files;
+  const tokenizer = (await tokFiles.exists('tokenizer.json')) || tokenizerFiles?.primary
+    ? await tokenizerFromFile(tokFiles, tokenizerFiles?.primary ?? 'tokenizer.json', 0, onProgress)
+    : undefined;
+  const fileList = ['config.json', ...shards.keys()];
+  if (arch.kind === 'encoder-decoder') {
+    if (tokenizer && tokenizer.vocabSize > arch.config.sourceVocabSize)
+      throw new ModelFormatError('tokenizer.json', `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${arch.config.sourceVocabSize}`);
+    const model = EncoderDecoderTransformer.fromParameters(arch.config, arch.params);
+    return encoderDecoder('huggingface', model, tokenizer, tokenizer, defaults, fileList);
+  }
+  if (tokenizer && tokenizer.vocabSize > arch.config.vocabSize)
+    throw new ModelFormatError('tokenizer.json', `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${arch.config.vocabSize}`);
+  const model = arch.kind === 'llama' ? LlamaModel.fromParameters(arch.config, arch.params) : Gpt2Model.fromParameters(arch.config, arch.params);
+  return decoderOnly('huggingface', model, tokenizer, defaults, fileList);
+}
