@@ -55,6 +55,8 @@ export abstract class DecoderOnlyTransformer implements DecoderOnlyModel {
 
   /** ids `[b, n]`, positions `[b, n]` → final hidden states `[b, n, hidden]`, appending to `cache`. */
   protected abstract hidden(ids: tf.Tensor2D, positions: tf.Tensor2D, cache: KVCache): tf.Tensor3D;
+  /** Called before a forward pass that reaches `positions` positions (outside tf.tidy). */
+  protected prepare(_positions: number): void {}
   /** hidden `[b, n, hidden]` → logits `[b, n, vocab]`. */
   protected abstract project(h: tf.Tensor3D): tf.Tensor3D;
 
@@ -98,6 +100,7 @@ export abstract class DecoderOnlyTransformer implements DecoderOnlyModel {
       if (start + n > c.maxPositions) throw new PromptTooLongError(start + n, 0, c.maxPositions);
       const b = tokenIds.length;
       const all = options?.logits === 'all';
+      this.prepare(start + n);
       const logits = tf.tidy(() => {
         const ids = tf.tensor2d(padded.ids, [b, n], 'int32');
         const positions = tf.tensor2d(positionIds(kv.padding, start, n), [b, n], 'int32');

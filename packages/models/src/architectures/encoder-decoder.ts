@@ -28,9 +28,9 @@ import {
   type Linear,
   type Norm,
 } from '../layers/ops.js';
-import { sinusoidalTable, type PositionSpec } from '../layers/positions.js';
+import { GrowingTable, sinusoidalTable, type PositionSpec } from '../layers/positions.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
-import { requirePositiveIntegers } from './config-checks.js';
+import { requirePlausiblePositions, requirePositiveIntegers } from './config-checks.js';
 import { checkIds } from './decoder-only.js';
 
 /**
@@ -142,8 +142,11 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
   private readonly sourceEmbedding: Embedding;
   private readonly targetEmbedding: Embedding;
   private readonly output: Linear;
-  private readonly encoderPositions: tf.Tensor2D; // [maxPositions + offset, d]
-  private readonly decoderPositions: tf.Tensor2D;
+  // [maxPositions + offset, d]: learned tables from the weights, or sinusoidal ones grown on demand
+  private readonly encoderPositions: GrowingTable<tf.Tensor2D>;
+  private readonly decoderPositions: GrowingTable<tf.Tensor2D>;
+  private encoderPositionsNow!: tf.Tensor2D;
+  private decoderPositionsNow!: tf.Tensor2D;
   private readonly encoderEmbeddingNorm?: Norm;
   private readonly decoderEmbeddingNorm?: Norm;
   private readonly encoder: Layer[];
@@ -157,6 +160,7 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
     p: ParameterSet,
   ) {
     requirePositiveIntegers(c, ['dModel', 'numHeads', 'encoderLayers', 'decoderLayers', 'ffnDim', 'sourceVocabSize', 'targetVocabSize', 'maxPositions'], 'encoderDecoder');
+    requirePlausiblePositions(c.maxPositions, 'encoderDecoder');
     if (c.dModel % c.numHeads !== 0) throw new InvalidOptionError('encoderDecoder.numHeads', c.numHeads, `a divisor of dModel (${c.dModel})`);
     if (!Number.isInteger(c.specialTokens.decoderStart))
       throw new InvalidOptionError('encoderDecoder.specialTokens.decoderStart', c.specialTokens.decoderStart, 'a token id');
@@ -174,86 +178,96 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
       specialTokens: c.specialTokens,
       encoderDecoder: c,
     };
-    const keep = <T extends tf.Tensor>(t: T): T => (this.owned.add(t), t);
-    const up = <T extends tf.Tensor>(name: string, shape: number[]) => keep(upload(p.take(name, shape)) as T);
-    const opt = <T extends tf.Tensor>(name: string, shape: number[]) => {
-      const h = p.optional(name, shape);
-      return h ? keep(upload(h) as T) : undefined;
-    };
-    const lin = (name: string, i: number, o: number): Linear => {
-      const b = opt<tf.Tensor1D>(`${name}.bias`, [o]);
-      return { w: up(name, [i, o]), ...(b ? { b } : {}) };
-    };
-    const ln = (name: string): Norm => {
-      const b = opt<tf.Tensor1D>(`${name}.bias`, [d]);
-      return { kind: 'layer', weight: up(`${name}.weight`, [d]), ...(b ? { bias: b } : {}), epsilon: eps };
-    };
-    // Fused projections: one matMul instead of three (self q,k,v) or two (cross k,v).
-    const fuse = (names: string[]): Linear => {
-      const ws = names.map((n) => p.take(n, [d, d]));
-      const bs = names.map((n) => p.optional(`${n}.bias`, [d]));
-      const w = keep(tf.tidy(() => tf.concat(ws.map((w) => upload(w)), 1)) as tf.Tensor2D);
-      const b = bs.every((x) => x)
-        ? keep(tf.tidy(() => tf.concat(bs.map((x) => upload(x!)), 0)) as tf.Tensor1D)
-        : bs.some((x) => x)
-          ? keep(tf.tidy(() => tf.concat(bs.map((x) => (x ? upload(x) : tf.zeros([d]))), 0)) as tf.Tensor1D)
-          : undefined;
-      return { w, ...(b ? { b } : {}) };
-    };
-    const attention = (prefix: string, self: boolean): AttentionWeights => {
-      const o = lin(`${prefix}.o`, d, d);
-      if (self) {
-        const qkv = fuse([`${prefix}.q`, `${prefix}.k`, `${prefix}.v`]);
-        return { qkv, q: qkv, kv: qkv, o };
-      }
-      const q = lin(`${prefix}.q`, d, d);
-      return { qkv: q, q, kv: fuse([`${prefix}.k`, `${prefix}.v`]), o };
-    };
-    const layer = (side: 'encoder' | 'decoder', i: number): Layer => {
-      const pre = `${side}.layers.${i}`;
-      return {
-        selfAttention: attention(`${pre}.selfAttention`, true),
-        selfAttentionNorm: ln(`${pre}.selfAttentionNorm`),
-        ...(side === 'decoder'
-          ? { crossAttention: attention(`${pre}.crossAttention`, false), crossAttentionNorm: ln(`${pre}.crossAttentionNorm`) }
-          : {}),
-        up: lin(`${pre}.ffn.up`, d, c.ffnDim),
-        down: lin(`${pre}.ffn.down`, c.ffnDim, d),
-        ffnNorm: ln(`${pre}.ffnNorm`),
+    try {
+      const keep = <T extends tf.Tensor>(t: T): T => (this.owned.add(t), t);
+      const up = <T extends tf.Tensor>(name: string, shape: number[]) => keep(upload(p.take(name, shape)) as T);
+      const opt = <T extends tf.Tensor>(name: string, shape: number[]) => {
+        const h = p.optional(name, shape);
+        return h ? keep(upload(h) as T) : undefined;
       };
-    };
-    this.encoder = Array.from({ length: c.encoderLayers }, (_, i) => layer('encoder', i));
-    this.decoder = Array.from({ length: c.decoderLayers }, (_, i) => layer('decoder', i));
-    if (c.encoderFinalNorm) this.encoderFinalNorm = ln('encoder.finalNorm');
-    if (c.decoderFinalNorm) this.decoderFinalNorm = ln('decoder.finalNorm');
-    if (c.embeddingNorm) {
-      this.encoderEmbeddingNorm = ln('encoder.embeddingNorm');
-      this.decoderEmbeddingNorm = ln('decoder.embeddingNorm');
-    }
-    // Embeddings: an output tied to the target embedding keeps one [d, vocab] copy, looked up by columns.
-    const srcV = c.sourceVocabSize;
-    const tgtV = c.targetVocabSize;
-    const bias = opt<tf.Tensor1D>('outputBias', [tgtV]);
-    const targetTable = p.has('targetEmbedding') ? 'targetEmbedding' : 'sourceEmbedding';
-    if (targetTable === 'sourceEmbedding' && srcV !== tgtV)
-      throw new ShapeMismatchError('targetEmbedding', [tgtV, d], 'missing', 'give a target embedding when vocabularies differ');
-    if (p.has('output')) {
-      this.output = { w: up('output', [d, tgtV]), ...(bias ? { b: bias } : {}) };
-      this.targetEmbedding = { table: up(targetTable, [tgtV, d]) };
-    } else {
-      const t = keep(tf.tidy(() => tf.transpose(upload(p.take(targetTable, [tgtV, d])))) as tf.Tensor2D);
-      this.output = { w: t, ...(bias ? { b: bias } : {}) };
-      this.targetEmbedding = { transposed: t };
-    }
-    this.sourceEmbedding =
-      targetTable === 'sourceEmbedding' ? this.targetEmbedding : { table: up('sourceEmbedding', [srcV, d]) };
-    const rows = c.maxPositions + c.positions.offset;
-    if (c.positions.kind === 'learned') {
-      this.encoderPositions = up('encoder.positions', [rows, d]);
-      this.decoderPositions = up('decoder.positions', [rows, d]);
-    } else {
-      this.encoderPositions = keep(tf.tensor2d(sinusoidalTable(rows, d, c.positions), [rows, d]));
-      this.decoderPositions = this.encoderPositions;
+      const lin = (name: string, i: number, o: number): Linear => {
+        const b = opt<tf.Tensor1D>(`${name}.bias`, [o]);
+        return { w: up(name, [i, o]), ...(b ? { b } : {}) };
+      };
+      const ln = (name: string): Norm => {
+        const b = opt<tf.Tensor1D>(`${name}.bias`, [d]);
+        return { kind: 'layer', weight: up(`${name}.weight`, [d]), ...(b ? { bias: b } : {}), epsilon: eps };
+      };
+      // Fused projections: one matMul instead of three (self q,k,v) or two (cross k,v).
+      const fuse = (names: string[]): Linear => {
+        const ws = names.map((n) => p.take(n, [d, d]));
+        const bs = names.map((n) => p.optional(`${n}.bias`, [d]));
+        const w = keep(tf.tidy(() => tf.concat(ws.map((w) => upload(w)), 1)) as tf.Tensor2D);
+        const b = bs.every((x) => x)
+          ? keep(tf.tidy(() => tf.concat(bs.map((x) => upload(x!)), 0)) as tf.Tensor1D)
+          : bs.some((x) => x)
+            ? keep(tf.tidy(() => tf.concat(bs.map((x) => (x ? upload(x) : tf.zeros([d]))), 0)) as tf.Tensor1D)
+            : undefined;
+        return { w, ...(b ? { b } : {}) };
+      };
+      const attention = (prefix: string, self: boolean): AttentionWeights => {
+        const o = lin(`${prefix}.o`, d, d);
+        if (self) {
+          const qkv = fuse([`${prefix}.q`, `${prefix}.k`, `${prefix}.v`]);
+          return { qkv, q: qkv, kv: qkv, o };
+        }
+        const q = lin(`${prefix}.q`, d, d);
+        return { qkv: q, q, kv: fuse([`${prefix}.k`, `${prefix}.v`]), o };
+      };
+      const layer = (side: 'encoder' | 'decoder', i: number): Layer => {
+        const pre = `${side}.layers.${i}`;
+        return {
+          selfAttention: attention(`${pre}.selfAttention`, true),
+          selfAttentionNorm: ln(`${pre}.selfAttentionNorm`),
+          ...(side === 'decoder'
+            ? { crossAttention: attention(`${pre}.crossAttention`, false), crossAttentionNorm: ln(`${pre}.crossAttentionNorm`) }
+            : {}),
+          up: lin(`${pre}.ffn.up`, d, c.ffnDim),
+          down: lin(`${pre}.ffn.down`, c.ffnDim, d),
+          ffnNorm: ln(`${pre}.ffnNorm`),
+        };
+      };
+      this.encoder = Array.from({ length: c.encoderLayers }, (_, i) => layer('encoder', i));
+      this.decoder = Array.from({ length: c.decoderLayers }, (_, i) => layer('decoder', i));
+      if (c.encoderFinalNorm) this.encoderFinalNorm = ln('encoder.finalNorm');
+      if (c.decoderFinalNorm) this.decoderFinalNorm = ln('decoder.finalNorm');
+      if (c.embeddingNorm) {
+        this.encoderEmbeddingNorm = ln('encoder.embeddingNorm');
+        this.decoderEmbeddingNorm = ln('decoder.embeddingNorm');
+      }
+      // Embeddings: an output tied to the target embedding keeps one [d, vocab] copy, looked up by columns.
+      const srcV = c.sourceVocabSize;
+      const tgtV = c.targetVocabSize;
+      const bias = opt<tf.Tensor1D>('outputBias', [tgtV]);
+      const targetTable = p.has('targetEmbedding') ? 'targetEmbedding' : 'sourceEmbedding';
+      if (targetTable === 'sourceEmbedding' && srcV !== tgtV)
+        throw new ShapeMismatchError('targetEmbedding', [tgtV, d], 'missing', 'give a target embedding when vocabularies differ');
+      if (p.has('output')) {
+        this.output = { w: up('output', [d, tgtV]), ...(bias ? { b: bias } : {}) };
+        this.targetEmbedding = { table: up(targetTable, [tgtV, d]) };
+      } else {
+        const t = keep(tf.tidy(() => tf.transpose(upload(p.take(targetTable, [tgtV, d])))) as tf.Tensor2D);
+        this.output = { w: t, ...(bias ? { b: bias } : {}) };
+        this.targetEmbedding = { transposed: t };
+      }
+      this.sourceEmbedding =
+        targetTable === 'sourceEmbedding' ? this.targetEmbedding : { table: up('sourceEmbedding', [srcV, d]) };
+      const rows = c.maxPositions + c.positions.offset;
+      if (c.positions.kind === 'learned') {
+        const enc = up<tf.Tensor2D>('encoder.positions', [rows, d]);
+        const dec = up<tf.Tensor2D>('decoder.positions', [rows, d]);
+        this.encoderPositions = new GrowingTable(rows, () => enc, () => {});
+        this.decoderPositions = new GrowingTable(rows, () => dec, () => {});
+      } else {
+        const spec = c.positions;
+        const table = new GrowingTable(rows, (n) => tf.tensor2d(sinusoidalTable(n, d, spec), [n, d]), (t) => t.dispose());
+        this.encoderPositions = table;
+        this.decoderPositions = table;
+      }
+    } catch (e) {
+      for (const t of this.owned) t.dispose();
+      this.owned.clear();
+      throw e;
     }
   }
 
@@ -267,7 +281,7 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
     const [, n] = ids.shape;
     let x: tf.Tensor = embed(ids, side === 'encoder' ? this.sourceEmbedding : this.targetEmbedding);
     if (c.scaleEmbedding) x = tf.mul(x, Math.sqrt(c.dModel));
-    const table = side === 'encoder' ? this.encoderPositions : this.decoderPositions;
+    const table = side === 'encoder' ? this.encoderPositionsNow : this.decoderPositionsNow;
     x = tf.add(x, tf.slice(table, [start + c.positions.offset, 0], [n, -1]));
     const en = side === 'encoder' ? this.encoderEmbeddingNorm : this.decoderEmbeddingNorm;
     return (en ? norm(x, en) : x) as tf.Tensor3D;
@@ -299,6 +313,7 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
     });
     const H = c.numHeads;
     const hd = c.dModel / H;
+    this.encoderPositionsNow = this.encoderPositions.get(S + c.positions.offset);
     const [output, maskT] = tf.tidy(() => {
       const m = tf.tensor4d(mask, [b, 1, 1, S]);
       let x = this.embedTokens(tf.tensor2d(ids, [b, S], 'int32'), 0, 'encoder');
@@ -366,6 +381,7 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
       const H = c.numHeads;
       const hd = c.dModel / H;
       const all = options?.logits === 'all';
+      this.decoderPositionsNow = this.decoderPositions.get(start + n + c.positions.offset);
       const logits = tf.tidy(() => {
         if (!kv.cross) kv.setCross(this.projectCross(state));
         const cross = kv.cross!;
@@ -420,6 +436,8 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
     if (this.isDisposed) return;
     for (const t of this.owned) t.dispose();
     this.owned.clear();
+    this.encoderPositions.dispose();
+    this.decoderPositions.dispose();
     this.isDisposed = true;
   }
 }

@@ -3,7 +3,7 @@ import { InvalidOptionError, type ModelConfig, type SpecialTokens } from '@kvt/c
 import type { KVCache } from '../kv-cache/kv-cache.js';
 import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
-import { requirePositiveIntegers } from './config-checks.js';
+import { requirePlausiblePositions, requirePositiveIntegers } from './config-checks.js';
 import { DecoderOnlyTransformer } from './decoder-only.js';
 
 /** GPT-2 family: LayerNorm, learned positions, GELU (tanh approximation), fused QKV with biases, tied output. */
@@ -46,6 +46,7 @@ export class Gpt2Model extends DecoderOnlyTransformer {
   private constructor(c: Gpt2Config, p: ParameterSet) {
     super();
     requirePositiveIntegers(c, ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'maxPositions'], 'gpt2');
+    requirePlausiblePositions(c.maxPositions, 'gpt2');
     if (c.hiddenSize % c.numHeads !== 0)
       throw new InvalidOptionError('gpt2.numHeads', c.numHeads, `a divisor of hiddenSize (${c.hiddenSize})`);
     const d = c.hiddenSize;
@@ -63,32 +64,37 @@ export class Gpt2Model extends DecoderOnlyTransformer {
       gpt2: c,
     };
     const owned: tf.Tensor[] = [];
-    const up = <T extends tf.Tensor>(name: string, shape: number[]) => {
-      const t = upload(p.take(name, shape)) as T;
+    try {
+      const up = <T extends tf.Tensor>(name: string, shape: number[]) => {
+        const t = upload(p.take(name, shape)) as T;
+        owned.push(t);
+        return t;
+      };
+      const ln = (name: string): Norm => ({
+        kind: 'layer',
+        weight: up(`${name}.weight`, [d]),
+        bias: up(`${name}.bias`, [d]),
+        epsilon: eps,
+      });
+      const lin = (name: string, i: number, o: number): Linear => ({ w: up(name, [i, o]), b: up(`${name}.bias`, [o]) });
+      this.layers = Array.from({ length: c.numLayers }, (_, i) => ({
+        norm1: ln(`layers.${i}.norm1`),
+        qkv: lin(`layers.${i}.qkv`, d, 3 * d),
+        out: lin(`layers.${i}.out`, d, d),
+        norm2: ln(`layers.${i}.norm2`),
+        fc: lin(`layers.${i}.fc`, d, F),
+        proj: lin(`layers.${i}.proj`, F, d),
+      }));
+      this.finalNorm = ln('finalNorm');
+      const wte = p.take('wte', [c.vocabSize, d]);
+      const t = tf.tidy(() => tf.transpose(upload(wte))) as tf.Tensor2D; // [hidden, vocab], tied
       owned.push(t);
-      return t;
-    };
-    const ln = (name: string): Norm => ({
-      kind: 'layer',
-      weight: up(`${name}.weight`, [d]),
-      bias: up(`${name}.bias`, [d]),
-      epsilon: eps,
-    });
-    const lin = (name: string, i: number, o: number): Linear => ({ w: up(name, [i, o]), b: up(`${name}.bias`, [o]) });
-    this.layers = Array.from({ length: c.numLayers }, (_, i) => ({
-      norm1: ln(`layers.${i}.norm1`),
-      qkv: lin(`layers.${i}.qkv`, d, 3 * d),
-      out: lin(`layers.${i}.out`, d, d),
-      norm2: ln(`layers.${i}.norm2`),
-      fc: lin(`layers.${i}.fc`, d, F),
-      proj: lin(`layers.${i}.proj`, F, d),
-    }));
-    this.finalNorm = ln('finalNorm');
-    const wte = p.take('wte', [c.vocabSize, d]);
-    const t = tf.tidy(() => tf.transpose(upload(wte))) as tf.Tensor2D; // [hidden, vocab], tied
-    owned.push(t);
-    this.wte = { transposed: t };
-    this.wpe = up('wpe', [c.maxPositions, d]);
+      this.wte = { transposed: t };
+      this.wpe = up('wpe', [c.maxPositions, d]);
+    } catch (e) {
+      owned.forEach((t) => t.dispose());
+      throw e;
+    }
     this.ownedTensors = owned;
   }
 

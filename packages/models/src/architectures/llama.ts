@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError, type ModelConfig, type SpecialTokens } from '@kvt/core';
 import type { KVCache } from '../kv-cache/kv-cache.js';
 import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
-import { applyRotary, rotaryTables, type Rotary } from '../layers/positions.js';
+import { GrowingTable, applyRotary, rotaryTables, type Rotary } from '../layers/positions.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
-import { requirePositiveIntegers } from './config-checks.js';
+import { requirePlausiblePositions, requirePositiveIntegers } from './config-checks.js';
 import { DecoderOnlyTransformer } from './decoder-only.js';
 
 /**
@@ -53,7 +53,8 @@ export class LlamaModel extends DecoderOnlyTransformer {
   private readonly output: Linear;
   private readonly layers: LlamaLayer[];
   private readonly finalNorm: Norm;
-  private readonly rotary: Rotary;
+  private readonly rotary: GrowingTable<Rotary>;
+  private rotaryNow!: Rotary;
 
   private constructor(config: LlamaConfig, p: ParameterSet) {
     super();
@@ -73,40 +74,51 @@ export class LlamaModel extends DecoderOnlyTransformer {
       llama: config,
     };
     const owned: tf.Tensor[] = [];
-    const up = (name: string, shape: number[]) => {
-      const t = upload(p.take(name, shape));
-      owned.push(t);
-      return t;
-    };
-    const rms = (name: string): Norm => ({ kind: 'rms', weight: up(name, [d]) as tf.Tensor1D, epsilon: eps });
-    const fused = (names: string[], rows: number, cols: number[]) => {
-      const t = tf.tidy(() => tf.concat(names.map((n, i) => upload(p.take(n, [rows, cols[i]!]))), 1)) as tf.Tensor2D;
-      owned.push(t);
-      return { w: t };
-    };
-    const { numHeads: H, numKvHeads: KV, intermediateSize: F, vocabSize: V } = config;
-    this.layers = Array.from({ length: config.numLayers }, (_, i) => ({
-      attentionNorm: rms(`layers.${i}.attentionNorm`),
-      qkv: fused([`layers.${i}.q`, `layers.${i}.k`, `layers.${i}.v`], d, [H * hd, KV * hd, KV * hd]),
-      o: { w: up(`layers.${i}.o`, [H * hd, d]) as tf.Tensor2D },
-      ffnNorm: rms(`layers.${i}.ffnNorm`),
-      gateUp: fused([`layers.${i}.gate`, `layers.${i}.up`], d, [F, F]),
-      down: { w: up(`layers.${i}.down`, [F, d]) as tf.Tensor2D },
-    }));
-    this.finalNorm = rms('finalNorm');
-    if (p.has('output')) {
-      this.output = { w: up('output', [d, V]) as tf.Tensor2D };
-      this.embedding = { table: up('embedding', [V, d]) as tf.Tensor2D };
-    } else {
-      // tied: keep only the transposed table [hidden, vocab], used for both lookup and projection
-      const e = p.take('embedding', [V, d]);
-      const t = tf.tidy(() => tf.transpose(upload(e))) as tf.Tensor2D;
-      owned.push(t);
-      this.output = { w: t };
-      this.embedding = { transposed: t };
+    try {
+      const up = (name: string, shape: number[]) => {
+        const t = upload(p.take(name, shape));
+        owned.push(t);
+        return t;
+      };
+      const rms = (name: string): Norm => ({ kind: 'rms', weight: up(name, [d]) as tf.Tensor1D, epsilon: eps });
+      const fused = (names: string[], rows: number, cols: number[]) => {
+        const t = tf.tidy(() => tf.concat(names.map((n, i) => upload(p.take(n, [rows, cols[i]!]))), 1)) as tf.Tensor2D;
+        owned.push(t);
+        return { w: t };
+      };
+      const { numHeads: H, numKvHeads: KV, intermediateSize: F, vocabSize: V } = config;
+      this.layers = Array.from({ length: config.numLayers }, (_, i) => ({
+        attentionNorm: rms(`layers.${i}.attentionNorm`),
+        qkv: fused([`layers.${i}.q`, `layers.${i}.k`, `layers.${i}.v`], d, [H * hd, KV * hd, KV * hd]),
+        o: { w: up(`layers.${i}.o`, [H * hd, d]) as tf.Tensor2D },
+        ffnNorm: rms(`layers.${i}.ffnNorm`),
+        gateUp: fused([`layers.${i}.gate`, `layers.${i}.up`], d, [F, F]),
+        down: { w: up(`layers.${i}.down`, [F, d]) as tf.Tensor2D },
+      }));
+      this.finalNorm = rms('finalNorm');
+      if (p.has('output')) {
+        this.output = { w: up('output', [d, V]) as tf.Tensor2D };
+        this.embedding = { table: up('embedding', [V, d]) as tf.Tensor2D };
+      } else {
+        // tied: keep only the transposed table [hidden, vocab], used for both lookup and projection
+        const e = p.take('embedding', [V, d]);
+        const t = tf.tidy(() => tf.transpose(upload(e))) as tf.Tensor2D;
+        owned.push(t);
+        this.output = { w: t };
+        this.embedding = { transposed: t };
+      }
+      const theta = config.ropeTheta ?? 10000;
+      const style = config.ropeStyle ?? 'interleaved';
+      this.rotary = new GrowingTable(
+        config.maxPositions,
+        (rows) => rotaryTables(rows, hd, theta, style),
+        (r) => (r.cos.dispose(), r.sin.dispose()),
+      );
+    } catch (e) {
+      // a missing or misshapen tensor: release what was uploaded
+      owned.forEach((t) => t.dispose());
+      throw e;
     }
-    this.rotary = rotaryTables(config.maxPositions, hd, config.ropeTheta ?? 10000, config.ropeStyle ?? 'interleaved');
-    owned.push(this.rotary.cos, this.rotary.sin);
     this.ownedTensors = owned;
   }
 
@@ -122,6 +134,15 @@ export class LlamaModel extends DecoderOnlyTransformer {
     return new LlamaModel(config, params);
   }
 
+  protected override prepare(positions: number): void {
+    this.rotaryNow = this.rotary.get(positions);
+  }
+
+  override dispose(): void {
+    this.rotary.dispose();
+    super.dispose();
+  }
+
   protected hidden(ids: tf.Tensor2D, positions: tf.Tensor2D, cache: KVCache): tf.Tensor3D {
     const { numHeads: H, numKvHeads: KV, headDim: hd } = this.config;
     const F = this.config.llama.intermediateSize;
@@ -130,8 +151,8 @@ export class LlamaModel extends DecoderOnlyTransformer {
     this.layers.forEach((layer, l) => {
       const h = norm(x, layer.attentionNorm);
       const [q, k, v] = tf.split(linear(h, layer.qkv), [H * hd, KV * hd, KV * hd], 2);
-      const qh = tf.mul(applyRotary(splitHeads(q!, H, hd), positions, this.rotary), scale) as tf.Tensor4D; // [b, H, n, hd]
-      const kh = applyRotary(splitHeads(k!, KV, hd), positions, this.rotary); // [b, KV, n, hd]
+      const qh = tf.mul(applyRotary(splitHeads(q!, H, hd), positions, this.rotaryNow), scale) as tf.Tensor4D; // [b, H, n, hd]
+      const kh = applyRotary(splitHeads(k!, KV, hd), positions, this.rotaryNow); // [b, KV, n, hd]
       const attention = cache.attend(l, qh, kh, splitHeads(v!, KV, hd)); // [b, H, n, hd]
       x = tf.add(x, linear(mergeHeads(attention), layer.o));
       const h2 = norm(x, layer.ffnNorm);
@@ -148,6 +169,7 @@ export class LlamaModel extends DecoderOnlyTransformer {
 
 export function validateLlamaConfig(c: LlamaConfig): void {
   requirePositiveIntegers(c, ['vocabSize', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'maxPositions'], 'llama');
+  requirePlausiblePositions(c.maxPositions, 'llama');
   if (c.numHeads % c.numKvHeads !== 0)
     throw new InvalidOptionError('llama.numKvHeads', c.numKvHeads, `a divisor of numHeads (${c.numHeads})`);
   const hd = c.headDim ?? c.hiddenSize / c.numHeads;

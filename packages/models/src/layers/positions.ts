@@ -26,6 +26,36 @@ export function rotaryTables(maxPositions: number, headDim: number, theta: numbe
   return { cos: tf.tensor2d(cos, [maxPositions, half]), sin: tf.tensor2d(sin, [maxPositions, half]), style };
 }
 
+/**
+ * Position tables sized to what has been used, not to the model's maximum: they start at 1024 rows and double on
+ * demand (a header claiming a million positions allocates nothing until they are used).
+ */
+export class GrowingTable<T> {
+  private rows = 0;
+  private value: T | undefined;
+  constructor(
+    private readonly maxRows: number,
+    private readonly build: (rows: number) => T,
+    private readonly release: (v: T) => void,
+  ) {}
+  /** The table with at least `rows` rows. Call outside tf.tidy. */
+  get(rows: number): T {
+    if (!this.value || rows > this.rows) {
+      let n = Math.max(this.rows * 2, 1024, rows);
+      n = Math.min(n, this.maxRows);
+      if (this.value) this.release(this.value);
+      this.value = this.build(n);
+      this.rows = n;
+    }
+    return this.value;
+  }
+  dispose(): void {
+    if (this.value) this.release(this.value);
+    this.value = undefined;
+    this.rows = 0;
+  }
+}
+
 /** x `[b, heads, n, hd]`, positions `[b, n]` → x rotated. */
 export function applyRotary(x: tf.Tensor4D, positions: tf.Tensor2D, r: Rotary): tf.Tensor4D {
   const [b, h, n, hd] = x.shape;

@@ -51,6 +51,12 @@ export class ParameterSet {
       throw new ShapeMismatchError(`${this.source}: ${name}`, shape, t.shape, 'the weights disagree with the config');
     return t;
   }
+  /** The tensor as stored, whatever its shape (throws when missing). */
+  get(name: string): HostTensor {
+    const t = this.map.get(name);
+    if (!t) throw new ModelFormatError(this.source, `missing tensor ${name}`);
+    return t;
+  }
   optional(name: string, shape: readonly number[]): HostTensor | undefined {
     return this.map.has(name) ? this.take(name, shape) : undefined;
   }
