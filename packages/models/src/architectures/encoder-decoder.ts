@@ -178,6 +178,7 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
       specialTokens: c.specialTokens,
       encoderDecoder: c,
     };
+    let sinusoid: GrowingTable<tf.Tensor2D> | undefined;
     try {
       const keep = <T extends tf.Tensor>(t: T): T => (this.owned.add(t), t);
       const up = <T extends tf.Tensor>(name: string, shape: number[]) => keep(upload(p.take(name, shape)) as T);
@@ -260,13 +261,16 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
         this.decoderPositions = new GrowingTable(rows, () => dec, () => {});
       } else {
         const spec = c.positions;
-        const table = new GrowingTable(rows, (n) => tf.tensor2d(sinusoidalTable(n, d, spec), [n, d]), (t) => t.dispose());
+        const table = (sinusoid = new GrowingTable(rows, (n) => tf.tensor2d(sinusoidalTable(n, d, spec), [n, d]), (t) => t.dispose()));
         this.encoderPositions = table;
         this.decoderPositions = table;
       }
+      this.encoderPositionsNow = this.encoderPositions.get(1); // the first 1024 rows now; more only when used
+      this.decoderPositionsNow = this.decoderPositions.get(1);
     } catch (e) {
       for (const t of this.owned) t.dispose();
       this.owned.clear();
+      sinusoid?.dispose();
       throw e;
     }
   }

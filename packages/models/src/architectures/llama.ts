@@ -74,6 +74,7 @@ export class LlamaModel extends DecoderOnlyTransformer {
       llama: config,
     };
     const owned: tf.Tensor[] = [];
+    let rotary: GrowingTable<Rotary> | undefined;
     try {
       const up = (name: string, shape: number[]) => {
         const t = upload(p.take(name, shape));
@@ -109,14 +110,16 @@ export class LlamaModel extends DecoderOnlyTransformer {
       }
       const theta = config.ropeTheta ?? 10000;
       const style = config.ropeStyle ?? 'interleaved';
-      this.rotary = new GrowingTable(
+      this.rotary = rotary = new GrowingTable(
         config.maxPositions,
         (rows) => rotaryTables(rows, hd, theta, style),
         (r) => (r.cos.dispose(), r.sin.dispose()),
       );
+      this.rotaryNow = this.rotary.get(1); // the first 1024 rows now; more only when used
     } catch (e) {
       // a missing or misshapen tensor: release what was uploaded
       owned.forEach((t) => t.dispose());
+      rotary?.dispose();
       throw e;
     }
     this.ownedTensors = owned;
