@@ -1,0 +1,25 @@
+/**
+ * @kvt/backend-cpu: runs kvt on TensorFlow.js's `cpu` backend. Importing it registers the backend and its KV cache
+ * and makes it the active backend; import another backend package (or call its `activate()`) to switch.
+ *
+ * @example
+ * ```ts
+ * import '@kvt/backend-cpu';
+ * const loaded = await loadModel('model-folder');
+ * ```
+ *
+ * @packageDocumentation
+ */
+import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
+
+export const backendName = 'cpu';
+
+/** Makes `cpu` the active tfjs backend (models loaded afterwards live there). */
+export async function activate(): Promise<void> {
+  tf.env().set('IS_TEST', true); // no "install tfjs-node" banner
+  if (!(await tf.setBackend(backendName))) throw new Error('The cpu backend failed to initialize.');
+  await tf.ready();
+}
+
+await activate();

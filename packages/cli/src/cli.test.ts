@@ -1,0 +1,51 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const bin = join(repo, 'packages/cli/dist/bin.js');
+const fixtures = process.env.KVT_FIXTURES ?? join(repo, '..', 'shared', 'fixtures');
+const stories = join(fixtures, 'stories260K', 'stories260K.bin');
+const kvt = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+
+describe.skipIf(!existsSync(bin) || !existsSync(stories))('the kvt command', () => {
+  it('generate --json prints one JSON object on stdout with tokens, text, timing and cache', () => {
+    const r = kvt('generate', '--model', stories, '--prompt', 'Once upon a time', '--max-new-tokens', '12', '--json', '--backend', 'cpu');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.promptTokens).toEqual([1, 403, 407, 261, 378]);
+    expect(out.tokens).toHaveLength(12);
+    expect(out.text.startsWith(', there was a little girl')).toBe(true);
+    expect(out.timing.decodeMs).toHaveLength(11);
+    expect(out.cache.length).toBe(16);
+    expect(out.cache.bytes).toBeGreaterThan(0);
+  });
+
+  it('streams text without --json and reports speed on stderr', () => {
+    const r = kvt('generate', '--model', stories, '--prompt', 'Once upon a time', '--max-new-tokens', '8');
+    expect(r.status).toBe(0);
+    expect(r.stdout.startsWith('Once upon a time, there was')).toBe(true);
+    expect(r.stderr).toMatch(/tokens\/s/);
+  });
+
+  it('translate --num-return gives hypotheses with scores (CTranslate2 model)', () => {
+    const r = kvt('translate', '--model', join(fixtures, 'aren-transliteration'), '--text', 'آ ت ز م و ن', '--beams', '2', '--num-return', '2', '--json');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.text).toBe('a t z m o n');
+    expect(out.hypotheses).toHaveLength(2);
+    expect(out.hypotheses[0].score).toBeGreaterThanOrEqual(out.hypotheses[1].score);
+  });
+
+  it('exits 2 with the typed error on bad usage or input, and 0 for --help', () => {
+    const bad = kvt('generate', '--model', stories, '--top-p', '1.5');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/topP/);
+    expect(kvt('generate', '--model', join(fixtures, 'nope.bin')).status).toBe(2);
+    expect(kvt('generate').status).toBe(2); // missing --model
+    expect(kvt('generate', '--model', stories, '--max-new-tokens', '4096').status).toBe(2); // past the positions
+    expect(kvt('translate', '--help').status).toBe(0);
+  });
+});

@@ -1,0 +1,85 @@
+import { InvalidInputError, generateStream, type GenerateResult } from '@kvt/core';
+import { loadModel } from '@kvt/loaders';
+import { useBackend } from '../backends.js';
+import { defined } from '../options.js';
+import { loadingBar } from '../progress.js';
+
+export interface GenerateOptions {
+  model: string;
+  tokenizer?: string;
+  prompt?: string;
+  maxNewTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  backend: string;
+  cache: 'backend' | 'concat' | 'none';
+  json?: boolean;
+}
+
+/** `kvt generate`: streams text to stdout, or prints one JSON object with `--json`. */
+export async function runGenerate(o: GenerateOptions): Promise<void> {
+  await useBackend(o.backend);
+  const bar = loadingBar(!o.json);
+  const t0 = performance.now();
+  const loaded = await loadModel(o.model, { ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}), onProgress: bar.onProgress }).finally(bar.stop);
+  const loadMs = performance.now() - t0;
+  try {
+    if (loaded.kind !== 'decoder-only') throw new InvalidInputError(`${o.model} is an encoder-decoder model; use kvt translate.`);
+    const tokenizer = loaded.tokenizer;
+    if (!tokenizer && o.prompt !== undefined) throw new InvalidInputError(`No tokenizer found for ${o.model}; pass --tokenizer.`);
+    const request = {
+      ...loaded.generationDefaults,
+      ...defined({
+        maxNewTokens: o.maxNewTokens,
+        temperature: o.temperature,
+        topK: o.topK,
+        topP: o.topP,
+        minP: o.minP,
+        repetitionPenalty: o.repetitionPenalty,
+        seed: o.seed,
+      }),
+      cache: o.cache,
+      ...(tokenizer ? { tokenizer } : {}),
+      ...(tokenizer ? { prompt: o.prompt ?? '' } : { inputIds: [loaded.model.config.specialTokens.bos ?? 0] }),
+    };
+    const stream = generateStream(loaded.model, request);
+    if (!o.json && o.prompt) process.stdout.write(o.prompt);
+    let result: GenerateResult;
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) {
+        result = next.value;
+        break;
+      }
+      if (!o.json) process.stdout.write(next.value.text);
+    }
+    const seq = result.sequences[0]!;
+    const decodeMs = result.timing.decodeMs;
+    const tokensPerSecond = decodeMs.length > 0 ? (1000 * decodeMs.length) / decodeMs.reduce((a, b) => a + b, 0) : 0;
+    if (o.json) {
+      process.stdout.write(
+        JSON.stringify({
+          tokens: seq.tokens,
+          text: seq.text ?? '',
+          promptTokens: result.promptTokens[0],
+          finishReason: seq.finishReason,
+          seed: result.seed,
+          backend: o.backend,
+          timing: { loadMs, prefillMs: result.timing.prefillMs, firstTokenMs: result.timing.firstTokenMs, decodeMs, tokensPerSecond },
+          cache: result.cache,
+        }) + '\n',
+      );
+    } else {
+      process.stdout.write('\n');
+      process.stderr.write(
+        `\n${seq.tokens.length} tokens, ${tokensPerSecond.toFixed(1)} tokens/s (${o.backend}, load ${loadMs.toFixed(0)} ms, prefill ${result.timing.prefillMs.toFixed(1)} ms)\n`,
+      );
+    }
+  } finally {
+    loaded.dispose();
+  }
+}
