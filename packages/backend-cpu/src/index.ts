@@ -12,6 +12,10 @@
  */
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
+import { HostKVCache, registerKVCacheFactory } from '@kvt/models';
+
+// The KV cache: host-memory storage written in place, fused decode attention (docs/decisions/0002-kv-cache-storage.md)
+registerKVCacheFactory('cpu', (options) => new HostKVCache(options));
 
 export const backendName = 'cpu';
 

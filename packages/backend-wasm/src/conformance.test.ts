@@ -1,0 +1,4 @@
+import { describeCacheConformance } from '@kvt/models/testing';
+
+// The shared conformance suite over this backend's own KV cache.
+describeCacheConformance({ backend: 'wasm', cache: 'backend', setup: () => import('./index.js') });
