@@ -12,6 +12,7 @@
  */
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { HostKVCache, registerKVCacheFactory } from '@kvt/models';
 
 // The KV cache: host-memory storage written in place, fused decode attention (docs/decisions/0002-kv-cache-storage.md)
@@ -19,11 +20,16 @@ registerKVCacheFactory('wasm', (options) => new HostKVCache(options));
 
 export const backendName = 'wasm';
 
-/** Makes `wasm` the active tfjs backend (models loaded afterwards live there). */
-export async function activate(): Promise<void> {
+/**
+ * Makes `wasm` the active tfjs backend (models loaded afterwards live there). In a browser bundle, give the folder
+ * (URL) that serves tfjs-backend-wasm's `.wasm` files, before the first activation.
+ */
+export async function activate(options: { wasmPaths?: string } = {}): Promise<void> {
   tf.env().set('IS_TEST', true); // no "install tfjs-node" banner
+  if (options.wasmPaths) setWasmPaths(options.wasmPaths);
   if (!(await tf.setBackend(backendName))) throw new Error('The wasm backend failed to initialize.');
   await tf.ready();
 }
 
-await activate();
+// In Node the .wasm files are found beside the package: activate on import. Browsers call activate({ wasmPaths }).
+if (typeof process !== 'undefined' && process.versions?.node) await activate();

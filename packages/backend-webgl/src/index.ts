@@ -22,4 +22,5 @@ export async function activate(): Promise<void> {
   await tf.ready();
 }
 
-await activate();
+// WebGL exists in browsers only: activate on import there.
+if (typeof document !== 'undefined') await activate();

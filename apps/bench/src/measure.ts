@@ -1,0 +1,127 @@
+/**
+ * One measurement: a model, a backend, a cache mode, a prompt length and a number of new tokens. Runs the same in
+ * Node and in the browser (no Node imports here).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { createRng, generate, translate, type CacheMode } from '@kvt/core';
+import type { BenchModel } from './model-zoo.js';
+
+export interface RunSpec {
+  readonly model: string;
+  readonly backend: string;
+  readonly cacheMode: CacheMode;
+  readonly promptTokens: number;
+  readonly newTokens: number;
+  readonly batch: number;
+  readonly beams: number;
+  /** Tokens generated once before measuring (compiles shaders, warms caches). */
+  readonly warmupTokens: number;
+  readonly repetitions: number;
+  readonly seed: number;
+}
+
+export interface RunRecord extends RunSpec {
+  readonly loadMs: number;
+  readonly prefillMs: number;
+  readonly timeToFirstTokenMs: number;
+  /** Decode tokens per second (all rows), from the median step. */
+  readonly tokensPerSecond: number;
+  /** From the 90th-percentile (slow) step. */
+  readonly tokensPerSecondP90: number;
+  readonly medianStepMs: number;
+  readonly p90StepMs: number;
+  /** One entry per decode step: the step that wrote position `promptTokens + i`. */
+  readonly stepLatencyMs: number[];
+  readonly totalMs: number;
+  readonly cacheBytes: number;
+  readonly cacheCapacity: number;
+  readonly tfMemory: { readonly numTensors: number; readonly numBytes: number };
+  /** Process RSS (Node) or JS heap (Chromium) at its highest during the run. */
+  readonly peakMemoryBytes: number | null;
+  /** WebGL: shader programs compiled during the measured run; and per decode step after the second. */
+  readonly shaderPrograms: number | null;
+  readonly shaderProgramsPerStepAfterWarmup: number | null;
+  readonly tokens: number[][];
+  /** Filled in by the harness: same tokens as every other cache mode of this model and backend. */
+  tokensMatch?: boolean | null;
+}
+
+export function promptIds(vocab: number, length: number, batch: number, seed: number): number[][] {
+  const rng = createRng(seed);
+  return Array.from({ length: batch }, () => Array.from({ length }, (_, i) => (i === 0 ? 1 : 3 + Math.floor(rng.next() * (vocab - 3)))));
+}
+
+const quantile = (xs: number[], q: number) => {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))]!;
+};
+
+function shaderCount(): number | null {
+  const b = tf.backend() as unknown as { binaryCache?: Record<string, unknown> };
+  return tf.getBackend() === 'webgl' && b.binaryCache ? Object.keys(b.binaryCache).length : null;
+}
+
+export type MemoryProbe = () => number | null;
+
+/** Runs one spec on an already built model (the backend must be active). */
+export async function measure(model: BenchModel, spec: RunSpec, loadMs: number, memory: MemoryProbe): Promise<RunRecord> {
+  const vocab = model.kind === 'decoder-only' ? model.config.vocabSize : model.config.sourceVocabSize;
+  const inputs = promptIds(vocab, spec.promptTokens, spec.batch, spec.seed);
+  const common = { cache: spec.cacheMode, stopTokenIds: [] as number[], numBeams: spec.beams };
+  const run = async (newTokens: number, onStep?: () => void) => {
+    if (model.kind === 'decoder-only') {
+      const r = await generate(model, { ...common, inputIds: inputs, maxNewTokens: newTokens, ...(onStep ? { onToken: onStep } : {}) });
+      return { tokens: r.sequences.map((s) => s.tokens), timing: r.timing, cache: r.cache };
+    }
+    const r = await translate(model, { ...common, sourceIds: inputs, maxNewTokens: newTokens, ...(onStep ? { onToken: onStep } : {}) });
+    return { tokens: r.translations.map((t) => t.tokens), timing: { ...r.timing, prefillMs: r.timing.encodeMs + r.timing.prefillMs }, cache: r.cache };
+  };
+  if (spec.warmupTokens > 0) await run(spec.warmupTokens);
+  let best: Awaited<ReturnType<typeof run>> | undefined;
+  let peak = memory() ?? 0;
+  let shaders: number | null = null;
+  let shadersAfterWarmup: number | null = null;
+  for (let rep = 0; rep < spec.repetitions; rep++) {
+    const before = shaderCount();
+    let steps = 0;
+    let atSecondStep: number | null = null;
+    const r = await run(spec.newTokens, () => {
+      steps++;
+      if (steps === 2 * spec.batch) atSecondStep = shaderCount();
+      const m = memory();
+      if (m !== null && m > peak) peak = m;
+    });
+    const after = shaderCount();
+    if (before !== null && after !== null) {
+      shaders = after - before;
+      shadersAfterWarmup = atSecondStep !== null ? (after - atSecondStep) / Math.max(1, spec.newTokens - 2) : null;
+    }
+    const total = (x: typeof r) => x.timing.prefillMs + x.timing.decodeMs.reduce((a, b) => a + b, 0);
+    if (!best || total(r) < total(best)) best = r;
+  }
+  const r = best!;
+  const steps = r.timing.decodeMs;
+  const median = quantile(steps, 0.5);
+  const p90 = quantile(steps, 0.9);
+  const rows = spec.batch;
+  return {
+    ...spec,
+    loadMs,
+    prefillMs: r.timing.prefillMs,
+    timeToFirstTokenMs: r.timing.firstTokenMs,
+    tokensPerSecond: median > 0 ? (1000 * rows) / median : 0,
+    tokensPerSecondP90: p90 > 0 ? (1000 * rows) / p90 : 0,
+    medianStepMs: median,
+    p90StepMs: p90,
+    stepLatencyMs: steps,
+    totalMs: r.timing.totalMs,
+    cacheBytes: r.cache?.bytes ?? 0,
+    cacheCapacity: r.cache?.capacity ?? 0,
+    tfMemory: { numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes },
+    peakMemoryBytes: peak || null,
+    shaderPrograms: shaders,
+    shaderProgramsPerStepAfterWarmup: shadersAfterWarmup,
+    tokens: r.tokens,
+  };
+}
