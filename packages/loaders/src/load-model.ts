@@ -92,11 +92,11 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
     case 'ctranslate2': {
       const bytes = await read(format.file);
       const { config, params } = parseCTranslate2(bytes, format.file);
-      const names = (await files.list()) ?? [];
-      const vocab = async (name: string) => vocabularyTokenizer(decodeUtf8(await read(name), name, 'vocabulary'), name);
-      const shared = names.includes('shared_vocabulary.txt') ? await vocab('shared_vocabulary.txt') : undefined;
-      const src = shared ?? (names.includes('source_vocabulary.txt') ? await vocab('source_vocabulary.txt') : undefined);
-      const tgt = shared ?? (names.includes('target_vocabulary.txt') ? await vocab('target_vocabulary.txt') : undefined);
+      const vocab = async (name: string) =>
+        (await files.exists(name)) ? vocabularyTokenizer(decodeUtf8(await read(name), name, 'vocabulary'), name) : undefined;
+      const shared = await vocab('shared_vocabulary.txt');
+      const src = shared ?? (await vocab('source_vocabulary.txt'));
+      const tgt = shared ?? (await vocab('target_vocabulary.txt'));
       if (src && src.vocabSize !== config.sourceVocabSize)
         throw new ModelFormatError('source_vocabulary.txt', `${src.vocabSize} tokens, but the model's source embedding has ${config.sourceVocabSize} rows`);
       checkVocab(tgt, config.targetVocabSize, 'target_vocabulary.txt');
@@ -164,7 +164,8 @@ export async function detectFormat(files: ModelFiles): Promise<{ format: ModelFo
 
 /** The tokenizer beside a decoder-only model: tokenizer.json, tok*.bin, tokenizer.bin or tokenizer.model. */
 async function findTokenizer(files: ModelFiles, vocabSize: number, required: boolean, onProgress?: ProgressCallback): Promise<Tokenizer | undefined> {
-  const names = (await files.list()) ?? [];
+  // a folder that cannot be listed (a URL): probe the usual names
+  const names = (await files.list()) ?? (await probe(files, ['tokenizer.json', `tok${vocabSize}.bin`, 'tokenizer.bin', 'tokenizer.model']));
   const read = (f: string) => files.read(f, onProgress);
   if (files.primary && files.primary !== 'config.json' && required) return tokenizerFromFile(files, files.primary, vocabSize, onProgress);
   if (names.includes('tokenizer.json')) return tokenizerFromFile(files, 'tokenizer.json', vocabSize, onProgress);
@@ -175,6 +176,12 @@ async function findTokenizer(files: ModelFiles, vocabSize: number, required: boo
   if (spm) return parseSentencePieceModel(await read(spm), spm);
   if (required) throw new InvalidInputError(`${files.name}: no tokenizer found (tokenizer.json, tok*.bin, tokenizer.model).`);
   return undefined;
+}
+
+async function probe(files: ModelFiles, candidates: string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const c of candidates) if (await files.exists(c)) found.push(c);
+  return found;
 }
 
 async function tokenizerFromFile(files: ModelFiles, name: string, vocabSize: number, onProgress?: ProgressCallback): Promise<Tokenizer> {

@@ -1,0 +1,2 @@
+/** Test helpers for backend packages: the real-fixture conformance checks. Imports vitest. */
+export { describeRealFixtures, type RealFixtureOptions } from './real-fixtures.js';

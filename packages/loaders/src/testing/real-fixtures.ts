@@ -1,0 +1,160 @@
+/**
+ * The real-fixture half of the conformance suite: stories260K (llama2.c `.bin` and GGUF) against llama2.c's greedy
+ * trace and logits, aren-transliteration (CTranslate2) against CTranslate2's asserted outputs and teacher-forced
+ * logits, with a backend's own cache. Runs in Node and in the browser (fixtures by path or URL).
+ *
+ * @example
+ * ```ts
+ * describeRealFixtures({ backend: 'wasm', cache: 'backend', fixture: (p) => join(FIXTURES, p), readText: (p) => readFile(join(FIXTURES, p), 'utf8') });
+ * ```
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generate, translate, type DecoderOnlyModel, type EncoderDecoderModel, type Tokenizer } from '@kvt/core';
+import { loadModel, type LoadedModel } from '../load-model.js';
+import type { ModelSource } from '../bytes/sources.js';
+
+export interface RealFixtureOptions {
+  readonly backend: string;
+  readonly cache: 'backend' | 'concat';
+  /** A fixture file or folder (relative to the fixtures root) as a loadable source. */
+  readonly fixture: (path: string) => ModelSource;
+  /** A fixture text file's contents. */
+  readonly readText: (path: string) => Promise<string>;
+  /** Logit tolerance (absolute; default 1e-4). */
+  readonly tolerance?: number;
+  readonly setup?: () => Promise<unknown>;
+}
+
+interface TraceStep {
+  pos: number;
+  token: number;
+  next: number;
+  logits?: number[];
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+export function describeRealFixtures(o: RealFixtureOptions): void {
+  const tol = o.tolerance ?? 1e-4;
+  describe(`real fixtures on ${o.backend} (${o.cache} cache)`, () => {
+    let trace: { prompt_tokens: number[]; steps: TraceStep[] };
+    let text: string;
+    beforeAll(async () => {
+      await o.setup?.();
+      tf.env().set('IS_TEST', true);
+      await tf.setBackend(o.backend);
+      trace = JSON.parse(await o.readText('stories260K/greedy_once_upon_a_time_n64.trace.json'));
+      text = (await o.readText('stories260K/greedy_once_upon_a_time_n64.txt')).trim();
+    });
+
+    for (const [label, path] of [
+      ['llama2.c .bin', 'stories260K/stories260K.bin'],
+      ['GGUF', 'stories260K-gguf/stories260K.gguf'],
+    ] as const) {
+      describe(`stories260K (${label})`, () => {
+        let loaded: LoadedModel;
+        let model: DecoderOnlyModel;
+        let tokenizer: Tokenizer;
+        beforeAll(async () => {
+          loaded = await loadModel(o.fixture(path));
+          if (loaded.kind !== 'decoder-only' || !loaded.tokenizer) throw new Error('expected a decoder-only model with a tokenizer');
+          model = loaded.model;
+          tokenizer = loaded.tokenizer;
+        });
+        afterAll(() => loaded?.dispose());
+
+        it('encodes the prompt as llama2.c does', () => {
+          expect(tokenizer.encode('Once upon a time')).toEqual([1, 403, 407, 261, 378]);
+          expect(trace.prompt_tokens).toEqual([1, 403, 407, 261, 378]);
+        });
+
+        it(`reproduces llama2.c's logits at the first 4 positions within ${tol}`, async () => {
+          const logits = await model.forward([trace.prompt_tokens], null, { logits: 'all' });
+          for (let p = 0; p < 4; p++) {
+            const row = logits.data.subarray(p * logits.vocabSize, (p + 1) * logits.vocabSize);
+            expect(maxDiff(row, trace.steps[p]!.logits!), `position ${p}`).toBeLessThanOrEqual(tol);
+          }
+        });
+
+        it("generates llama2.c's 64-step greedy trace token for token, leaking nothing", async () => {
+          const before = tf.memory().numTensors;
+          const prompt = trace.prompt_tokens;
+          const expected = trace.steps.filter((s) => s.pos >= prompt.length - 1).map((s) => s.next);
+          const result = await generate(model, { prompt: 'Once upon a time', tokenizer, maxNewTokens: expected.length, cache: o.cache });
+          expect(result.promptTokens[0]).toEqual(prompt);
+          expect(result.sequences[0]!.tokens).toEqual(expected);
+          expect('Once upon a time' + result.sequences[0]!.text).toBe(text);
+          expect(tf.memory().numTensors).toBe(before);
+        });
+      });
+    }
+
+    describe('aren-transliteration (CTranslate2)', () => {
+      let loaded: LoadedModel;
+      let model: EncoderDecoderModel;
+      let src: Tokenizer;
+      let tgt: Tokenizer;
+      beforeAll(async () => {
+        loaded = await loadModel(o.fixture('aren-transliteration/model.bin'));
+        if (loaded.kind !== 'encoder-decoder' || !loaded.tokenizer || !loaded.targetTokenizer) throw new Error('expected an encoder-decoder with vocabularies');
+        model = loaded.model;
+        src = loaded.tokenizer;
+        tgt = loaded.targetTokenizer;
+      });
+      afterAll(() => loaded?.dispose());
+      const words = (ids: number[]) => tgt.decode(ids).split(' ').filter(Boolean);
+
+      it('translates every case of expected.json (greedy, beam 2, length limit, alternatives after a prefix)', async () => {
+        const expected = JSON.parse(await o.readText('aren-transliteration/expected.json')) as {
+          cases: { source: string[]; target?: string[]; beam_size?: number[]; max_decoding_length?: number; target_prefix?: string[]; num_hypotheses?: number; best_two?: string[][] }[];
+        };
+        const before = tf.memory().numTensors;
+        expect(expected.cases.length).toBeGreaterThanOrEqual(4);
+        for (const c of expected.cases) {
+          const sourceIds = src.encode(c.source.join(' '));
+          if (c.best_two) {
+            const prefix = tgt.encode(c.target_prefix!.join(' '));
+            const r = await translate(model, { sourceIds, targetPrefix: prefix, alternatives: c.num_hypotheses!, maxNewTokens: 250, cache: o.cache });
+            const hyps = r.translations[0]!.hypotheses;
+            expect(hyps).toHaveLength(c.num_hypotheses!);
+            expect(words(hyps[0]!.tokens)).toEqual(c.best_two[0]);
+            expect(words(hyps[1]!.tokens)).toEqual(c.best_two[1]);
+          } else if (c.max_decoding_length) {
+            const r = await translate(model, { sourceIds, maxNewTokens: c.max_decoding_length, cache: o.cache });
+            expect(words(r.translations[0]!.tokens)).toEqual(c.target);
+          } else {
+            for (const beams of c.beam_size ?? [1]) {
+              const r = await translate(model, { sourceIds, numBeams: beams, maxNewTokens: 250, cache: o.cache });
+              expect(words(r.translations[0]!.tokens), `beam ${beams}`).toEqual(c.target);
+            }
+          }
+        }
+        expect(tf.memory().numTensors).toBe(before);
+      });
+
+      it(`reproduces the teacher-forced logits within ${tol}`, async () => {
+        const ref = JSON.parse(await o.readText('aren-transliteration/teacher_forced_logits_atzmon.json')) as {
+          source_ids: number[];
+          decoder_input_ids: number[];
+          logits: number[][];
+        };
+        const state = await model.encode([ref.source_ids]);
+        const cache = model.createCache({ encoderState: state, kind: o.cache });
+        try {
+          const logits = await model.decode([ref.decoder_input_ids], state, cache, { logits: 'all' });
+          ref.logits.forEach((row, p) => {
+            expect(maxDiff(logits.data.subarray(p * logits.vocabSize, (p + 1) * logits.vocabSize), row), `position ${p}`).toBeLessThanOrEqual(tol);
+          });
+        } finally {
+          cache.dispose();
+          state.dispose();
+        }
+      });
+    });
+  });
+}
