@@ -24,9 +24,9 @@ export const backendName = 'wasm';
  * Makes `wasm` the active tfjs backend (models loaded afterwards live there). In a browser bundle, give the folder
  * (URL) that serves tfjs-backend-wasm's `.wasm` files, before the first activation.
  */
-export async function activate(options: { wasmPaths?: string } = {}): Promise<void> {
+export async function activate(options: { wasmPaths?: string | Record<string, string> } = {}): Promise<void> {
   tf.env().set('IS_TEST', true); // no "install tfjs-node" banner
-  if (options.wasmPaths) setWasmPaths(options.wasmPaths);
+  if (options.wasmPaths) setWasmPaths(options.wasmPaths as Parameters<typeof setWasmPaths>[0]);
   if (!(await tf.setBackend(backendName))) throw new Error('The wasm backend failed to initialize.');
   await tf.ready();
 }

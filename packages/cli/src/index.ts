@@ -13,6 +13,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { KvtError } from '@kvt/core';
 import { runGenerate } from './commands/generate.js';
 import { runTranslate } from './commands/translate.js';
+import { runEvaluate } from './commands/evaluate.js';
 import { float, int } from './options.js';
 
 const backendOption = () => new Option('--backend <name>', 'compute backend').choices(['cpu', 'wasm']).default('wasm');
@@ -57,6 +58,18 @@ export function createProgram(): Command {
     .addOption(cacheOption())
     .option('--json', 'print JSON (one object; JSON Lines with --input)')
     .action((text: string | undefined, o) => runTranslate({ ...o, text: o.text ?? text }));
+  program
+    .command('evaluate')
+    .description('BLEU (sacreBLEU-compatible: 13a, corpus, all references) and chrF of a translation model on a TSV test set')
+    .option('--model <path>', 'model folder (default: the embedded English→Spanish model)')
+    .option('--dev <file>', 'source<TAB>reference lines (several lines per source for several references)', '../shared/corpora/anki-spa-eng/dev.tsv')
+    .option('--beams <n>', 'beam search width', int('--beams'), 4)
+    .option('--batch-size <n>', 'sentences per batch', int('--batch-size'), 32)
+    .option('--max-new-tokens <n>', 'most target tokens', int('--max-new-tokens'), 64)
+    .option('--limit <n>', 'only the first n sources', int('--limit'))
+    .addOption(backendOption())
+    .option('--json', 'print one JSON object')
+    .action((o) => runEvaluate(o));
   program
     .command('bench')
     .description('run the benchmark harness (apps/bench); pass its flags after --')

@@ -3,20 +3,52 @@ import { CacheStateError, DisposedError } from '@kvt/core';
 import { causalPaddingMask } from './attention-mask.js';
 import { groupedAttention } from './concat-cache.js';
 import type { KVCache, KVCacheOptions } from './kv-cache.js';
+import { hostAttentionWasm } from './kernels/host-attention-wasm.js';
 
-/** Decode steps with at most this many new positions use the fused loop; longer prefills use tfjs matMuls. */
+/** Decode steps with at most this many new positions use the fused kernel; longer prefills use tfjs matMuls. */
 const FUSED_MAX_NEW = 8;
 
+/** The SIMD kernel (dots and weighted sums), compiled once; null where WebAssembly SIMD is missing. */
+const kernelModule: WebAssembly.Module | null = (() => {
+  try {
+    const bin = typeof atob === 'function' ? Uint8Array.from(atob(hostAttentionWasm), (c) => c.charCodeAt(0)) : new Uint8Array(0);
+    return new WebAssembly.Module(bin);
+  } catch {
+    return null;
+  }
+})();
+
+interface Kernel {
+  dots(q: number, k: number, start: number, end: number, hd: number, scores: number): void;
+  wsum(p: number, v: number, start: number, end: number, hd: number, out: number): void;
+}
+
 /**
- * A KV cache in host memory (`Float32Array` per layer, `[batch, kvHeads, capacity, headDim]`) for the CPU and WASM
- * backends. Appending writes the new rows in place: O(1) in the length, with capacity doubling when full (amortized
- * growth, never past the model's positions). Decode-step attention is one fused loop that reads only the valid
- * positions `[padding[b], length)`: no concat, no copy of the cache, no tensor per step but the output.
- * See docs/decisions/0002-kv-cache-storage.md.
+ * Where everything lives in one `WebAssembly.Memory` (byte offsets): scratch for q, the output and the scores, then
+ * K and V of every layer, each `[batch, kvHeads, capacity, headDim]`.
+ */
+interface Layout {
+  readonly memory: WebAssembly.Memory;
+  readonly f32: Float32Array;
+  readonly kernel: Kernel | null;
+  readonly q: number;
+  readonly out: number;
+  readonly scores: number;
+  readonly k: number[];
+  readonly v: number[];
+}
+
+/**
+ * A KV cache in host memory for the CPU and WASM backends: K and V of every layer in one `WebAssembly.Memory`,
+ * `[batch, kvHeads, capacity, headDim]`. Appending writes the new rows in place: O(1) in the length, with capacity
+ * doubling when full (amortized growth, never past the model's positions). Decode-step attention is a fused kernel
+ * that reads only the valid positions `[padding[b], length)`: q·K by WebAssembly SIMD, softmax in JS, Σ p·V by SIMD;
+ * no concat, no copy of the cache, no tensor per step but the output. Where WebAssembly SIMD is missing the same
+ * loops run in JavaScript. See docs/decisions/0002-kv-cache-storage.md.
  *
  * @example
  * ```ts
- * registerKVCacheFactory('cpu', (o) => new HostKVCache(o));
+ * registerKVCacheFactory('wasm', (o) => new HostKVCache(o));
  * ```
  */
 export class HostKVCache implements KVCache {
@@ -24,30 +56,54 @@ export class HostKVCache implements KVCache {
   readonly numKvHeads: number;
   readonly headDim: number;
   readonly maxLength: number;
-  private keys: Float32Array[]; // per layer [batch, kvHeads, capacity, headDim]
-  private values: Float32Array[];
+  private layout: Layout;
   private rows: number;
   private cap: number;
   private len = 0;
   private pads: number[];
   private isDisposed = false;
-  private scores = new Float32Array(0);
 
-  constructor(options: KVCacheOptions) {
+  constructor(options: KVCacheOptions & { readonly useSimd?: boolean }) {
     this.numLayers = options.numLayers;
     this.numKvHeads = options.numKvHeads;
     this.headDim = options.headDim;
     this.maxLength = options.maxLength;
     this.rows = options.batchSize;
+    this.useSimd = options.useSimd ?? true;
     this.cap = Math.min(this.maxLength, Math.max(16, options.capacityHint ?? 64));
-    this.keys = Array.from({ length: this.numLayers }, () => new Float32Array(this.rowSize * this.rows));
-    this.values = Array.from({ length: this.numLayers }, () => new Float32Array(this.rowSize * this.rows));
+    this.layout = this.allocate(this.rows, this.cap);
     this.pads = new Array<number>(this.rows).fill(0);
   }
 
-  /** Floats of one batch row of one layer. */
-  private get rowSize(): number {
-    return this.numKvHeads * this.cap * this.headDim;
+  private readonly useSimd: boolean;
+
+  /** A fresh memory laid out for `rows` × `cap` (16-byte aligned regions). */
+  private allocate(rows: number, cap: number): Layout {
+    const { numLayers: L, numKvHeads: kvh, headDim: hd } = this;
+    const align = (x: number) => Math.ceil(x / 16) * 16;
+    const heads = kvh * 16; // scratch sized for any query-head count up to 16 × kvHeads
+    const scratch = align(rows * heads * FUSED_MAX_NEW * hd * 4);
+    const store = align(rows * kvh * cap * hd * 4);
+    const q = 0;
+    const out = scratch;
+    const scores = 2 * scratch;
+    let at = align(scores + cap * 4);
+    const k: number[] = [];
+    const v: number[] = [];
+    for (let l = 0; l < L; l++) {
+      k.push(at);
+      at += store;
+      v.push(at);
+      at += store;
+    }
+    const memory = new WebAssembly.Memory({ initial: Math.ceil(at / 65536) || 1 });
+    const simd = this.useSimd && kernelModule && hd % 4 === 0;
+    const kernel = simd ? (new WebAssembly.Instance(kernelModule!, { env: { memory } }).exports as unknown as Kernel) : null;
+    return { memory, f32: new Float32Array(memory.buffer), kernel, q, out, scores, k, v };
+  }
+
+  private get storeFloats(): number {
+    return this.rows * this.numKvHeads * this.cap * this.headDim;
   }
   get batchSize(): number {
     return this.rows;
@@ -58,8 +114,9 @@ export class HostKVCache implements KVCache {
   get capacity(): number {
     return this.cap;
   }
+  /** Bytes of K/V storage (capacity, every layer); the kernel's scratch is not counted. */
   get bytes(): number {
-    return 2 * this.numLayers * this.rows * this.rowSize * 4;
+    return 2 * this.numLayers * this.storeFloats * 4;
   }
   get padding(): readonly number[] {
     return this.pads;
@@ -75,22 +132,25 @@ export class HostKVCache implements KVCache {
     this.pads = [...padding];
   }
 
-  /** Grows every layer's storage to hold `needed` positions (doubling), copying the valid rows. */
-  private ensureCapacity(needed: number): void {
-    if (needed <= this.cap) return;
-    if (needed > this.maxLength)
-      throw new CacheStateError(`The cache holds ${this.len} positions; ${needed - this.len} more would pass the model's ${this.maxLength}.`);
-    const newCap = Math.min(this.maxLength, Math.max(needed, 2 * this.cap));
-    const { headDim: hd, numKvHeads: kvh } = this;
-    const grow = (old: Float32Array) => {
-      const out = new Float32Array(this.rows * kvh * newCap * hd);
-      for (let bh = 0; bh < this.rows * kvh; bh++)
-        out.set(old.subarray(bh * this.cap * hd, (bh * this.cap + this.len) * hd), bh * newCap * hd);
-      return out;
-    };
-    this.keys = this.keys.map(grow);
-    this.values = this.values.map(grow);
+  /** Copies rows (`from[i]` → row i) and the first `len` positions into a new layout of `newCap`. */
+  private relayout(from: readonly number[], newCap: number): void {
+    const old = this.layout;
+    const oldCap = this.cap;
+    const next = this.allocate(from.length, newCap);
+    const { numKvHeads: kvh, headDim: hd } = this;
+    for (let l = 0; l < this.numLayers; l++) {
+      for (const [src, dst] of [[old.k[l]!, next.k[l]!], [old.v[l]!, next.v[l]!]] as const) {
+        from.forEach((r, to) => {
+          for (let h = 0; h < kvh; h++) {
+            const s = src / 4 + (r * kvh + h) * oldCap * hd;
+            next.f32.set(old.f32.subarray(s, s + this.len * hd), dst / 4 + (to * kvh + h) * newCap * hd);
+          }
+        });
+      }
+    }
+    this.layout = next;
     this.cap = newCap;
+    this.rows = from.length;
   }
 
   attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
@@ -98,70 +158,75 @@ export class HostKVCache implements KVCache {
     const [b, H, n, hd] = q.shape;
     const kvh = this.numKvHeads;
     if (b !== this.rows) throw new CacheStateError(`attend got ${b} rows; the cache holds ${this.rows}.`);
-    if (layer === 0) this.ensureCapacity(this.len + n);
-    // write the new rows in place: K[b, h, len + i, :] = k[b, h, i, :]
+    if (layer === 0 && this.len + n > this.cap) {
+      if (this.len + n > this.maxLength)
+        throw new CacheStateError(`The cache holds ${this.len} positions; ${n} more would pass the model's ${this.maxLength}.`);
+      // amortized growth: double (never past the model's positions), copying the valid rows once
+      this.relayout(Array.from({ length: this.rows }, (_, r) => r), Math.min(this.maxLength, Math.max(this.len + n, 2 * this.cap)));
+    }
+    const { f32 } = this.layout;
     const cap = this.cap;
+    const kBase = this.layout.k[layer]! / 4;
+    const vBase = this.layout.v[layer]! / 4;
+    // write the new rows in place: K[b, h, len + i, :] = k[b, h, i, :]
     const kIn = k.dataSync() as Float32Array;
     const vIn = v.dataSync() as Float32Array;
-    const K = this.keys[layer]!;
-    const V = this.values[layer]!;
     for (let bh = 0; bh < b * kvh; bh++) {
-      K.set(kIn.subarray(bh * n * hd, (bh + 1) * n * hd), (bh * cap + this.len) * hd);
-      V.set(vIn.subarray(bh * n * hd, (bh + 1) * n * hd), (bh * cap + this.len) * hd);
+      f32.set(kIn.subarray(bh * n * hd, (bh + 1) * n * hd), kBase + (bh * cap + this.len) * hd);
+      f32.set(vIn.subarray(bh * n * hd, (bh + 1) * n * hd), vBase + (bh * cap + this.len) * hd);
     }
     const total = this.len + n;
-    if (n > FUSED_MAX_NEW) {
-      // a long prefill: matMuls over the valid rows (copied once into tensors)
-      const view = (S: Float32Array) => {
+    if (n > FUSED_MAX_NEW || H > 16 * kvh) {
+      // a long prefill: matMuls over a copy of the valid rows (once per prompt)
+      const view = (base: number) => {
         const out = new Float32Array(b * kvh * total * hd);
-        for (let bh = 0; bh < b * kvh; bh++) out.set(S.subarray(bh * cap * hd, (bh * cap + total) * hd), bh * total * hd);
+        for (let bh = 0; bh < b * kvh; bh++) out.set(f32.subarray(base + bh * cap * hd, base + (bh * cap + total) * hd), bh * total * hd);
         return tf.tensor4d(out, [b, kvh, total, hd]);
       };
       const mask = tf.tensor4d(causalPaddingMask(this.pads, this.len, n, total), [b, 1, n, total]);
-      return groupedAttention(q, view(K), view(V), mask);
+      return groupedAttention(q, view(kBase), view(vBase), mask);
     }
-    return tf.tensor4d(this.fusedAttention(q.dataSync() as Float32Array, K, V, b, H, n), [b, H, n, hd]);
+    return tf.tensor4d(this.fusedAttention(q.dataSync() as Float32Array, layer, b, H, n), [b, H, n, hd]);
   }
 
-  /** softmax(q · Kᵀ) · V over positions [padding[b], len + i] of each row: one pass, nothing allocated but the output. */
-  private fusedAttention(qd: Float32Array, K: Float32Array, V: Float32Array, b: number, H: number, n: number): Float32Array {
+  /** softmax(q · Kᵀ) · V over positions [padding[b], len + i] of each row; q is already scaled. */
+  private fusedAttention(qd: Float32Array, layer: number, b: number, H: number, n: number): Float32Array {
+    const { f32, kernel } = this.layout;
     const hd = this.headDim;
     const cap = this.cap;
     const groups = H / this.numKvHeads;
-    const out = new Float32Array(b * H * n * hd);
-    if (this.scores.length < this.len + n) this.scores = new Float32Array(this.cap);
-    const scores = this.scores;
+    const qAt = this.layout.q;
+    const outAt = this.layout.out;
+    const sAt = this.layout.scores;
+    f32.set(qd, qAt / 4);
+    const scores = f32.subarray(sAt / 4, sAt / 4 + cap);
     for (let r = 0; r < b; r++) {
       const start = this.pads[r]!;
       for (let h = 0; h < H; h++) {
-        const base = (r * this.numKvHeads + Math.floor(h / groups)) * cap * hd;
+        const head = (r * this.numKvHeads + Math.floor(h / groups)) * cap * hd * 4;
+        const kAt = this.layout.k[layer]! + head;
+        const vAt = this.layout.v[layer]! + head;
         for (let i = 0; i < n; i++) {
-          const qo = ((r * H + h) * n + i) * hd;
-          const last = this.len + i;
+          const qo = ((r * H + h) * n + i) * hd * 4;
+          const end = this.len + i + 1;
+          if (kernel) kernel.dots(qAt + qo, kAt, start, end, hd, sAt);
+          else jsDots(f32, (qAt + qo) / 4, kAt / 4, start, end, hd, scores);
           let max = -Infinity;
-          for (let j = start; j <= last; j++) {
-            const ko = base + j * hd;
-            let s = 0;
-            for (let d = 0; d < hd; d++) s += qd[qo + d]! * K[ko + d]!;
-            scores[j] = s;
-            if (s > max) max = s;
-          }
+          for (let j = start; j < end; j++) if (scores[j]! > max) max = scores[j]!;
           let sum = 0;
-          for (let j = start; j <= last; j++) {
+          for (let j = start; j < end; j++) {
             const e = Math.exp(scores[j]! - max);
             scores[j] = e;
             sum += e;
           }
           const inv = 1 / sum;
-          for (let j = start; j <= last; j++) {
-            const p = scores[j]! * inv;
-            const vo = base + j * hd;
-            for (let d = 0; d < hd; d++) out[qo + d] += p * V[vo + d]!;
-          }
+          for (let j = start; j < end; j++) scores[j] = scores[j]! * inv;
+          if (kernel) kernel.wsum(sAt, vAt, start, end, hd, outAt + qo);
+          else jsWeightedSum(f32, scores, vAt / 4, start, end, hd, (outAt + qo) / 4);
         }
       }
     }
-    return out;
+    return f32.slice(outAt / 4, outAt / 4 + b * H * n * hd);
   }
 
   advance(n: number): void {
@@ -172,17 +237,8 @@ export class HostKVCache implements KVCache {
     this.check();
     for (const i of indices)
       if (!Number.isInteger(i) || i < 0 || i >= this.rows) throw new CacheStateError(`reorder index ${i} is outside the cache's ${this.rows} rows.`);
-    const rs = this.rowSize;
-    const used = this.numKvHeads * this.cap * this.headDim; // whole rows: the valid prefix of each head is inside
-    const move = (S: Float32Array) => {
-      const out = new Float32Array(indices.length * rs);
-      indices.forEach((from, to) => out.set(S.subarray(from * rs, from * rs + used), to * rs));
-      return out;
-    };
-    this.keys = this.keys.map(move);
-    this.values = this.values.map(move);
+    this.relayout(indices, this.cap);
     this.pads = indices.map((i) => this.pads[i]!);
-    this.rows = indices.length;
   }
 
   truncate(length: number): void {
@@ -200,22 +256,40 @@ export class HostKVCache implements KVCache {
       numKvHeads: this.numKvHeads,
       headDim: this.headDim,
       maxLength: this.maxLength,
+      capacityHint: this.cap,
+      useSimd: this.useSimd,
     });
-    copy.cap = this.cap;
-    copy.keys = this.keys.map((a) => a.slice());
-    copy.values = this.values.map((a) => a.slice());
+    copy.layout.f32.set(this.layout.f32);
     copy.len = this.len;
     copy.pads = [...this.pads];
     return copy;
   }
 
   dispose(): void {
-    this.keys = [];
-    this.values = [];
+    if (this.isDisposed) return;
+    this.layout = { ...this.layout, f32: new Float32Array(0) };
     this.isDisposed = true;
   }
 
   private check(): void {
     if (this.isDisposed) throw new DisposedError('KV cache');
+  }
+}
+
+function jsDots(f32: Float32Array, q: number, k: number, start: number, end: number, hd: number, scores: Float32Array): void {
+  for (let j = start; j < end; j++) {
+    const row = k + j * hd;
+    let s = 0;
+    for (let d = 0; d < hd; d++) s += f32[q + d]! * f32[row + d]!;
+    scores[j] = s;
+  }
+}
+
+function jsWeightedSum(f32: Float32Array, p: Float32Array, v: number, start: number, end: number, hd: number, out: number): void {
+  f32.fill(0, out, out + hd);
+  for (let j = start; j < end; j++) {
+    const row = v + j * hd;
+    const pj = p[j]!;
+    for (let d = 0; d < hd; d++) f32[out + d] += pj * f32[row + d]!;
   }
 }
