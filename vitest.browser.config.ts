@@ -4,13 +4,12 @@ import { resolve } from 'node:path';
 
 // The browser half of the test suite: the same conformance spec files, run in headless Chromium (Debian's package,
 // driven by playwright) against pages served on 127.0.0.1. WebGL 2 runs on SwiftShader there.
-const fixtures = process.env.KVT_FIXTURES ?? resolve(__dirname, '../shared/fixtures');
+const fixtures = process.env.KVT_FIXTURES ?? resolve(import.meta.dirname, '../shared/fixtures');
 
 export default defineConfig({
   resolve: { conditions: ['source', 'browser', 'module', 'development|production'] },
-  server: { host: '127.0.0.1', fs: { allow: [__dirname, fixtures] } },
+  server: { host: '127.0.0.1', fs: { allow: [import.meta.dirname, fixtures] } },
   define: { __KVT_FIXTURES__: JSON.stringify(fixtures) },
-  optimizeDeps: { include: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-webgl', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-cpu'] },
   test: {
     include: ['packages/*/src/**/*.browser.test.ts'],
     testTimeout: 600_000,

@@ -35,6 +35,8 @@ export class BucketKVCache implements KVCache {
   private len = 0;
   private pads: number[];
   private isDisposed = false;
+  /** Positions the caller expects (generation passes prompt + maxNewTokens): the first bucket holds them all. */
+  private readonly hint: number;
   /** Per forward pass: the one-hot row and the mask, shared by every layer. */
   private stepInputs: { start: number; n: number; onehot: tf.Tensor4D | null; mask: tf.Tensor4D } | null = null;
 
@@ -47,6 +49,7 @@ export class BucketKVCache implements KVCache {
     this.keys = new Array(this.numLayers).fill(null);
     this.values = new Array(this.numLayers).fill(null);
     this.pads = new Array<number>(this.rows).fill(0);
+    this.hint = Math.min(options.capacityHint ?? 0, options.maxLength);
   }
 
   get batchSize() {
@@ -123,7 +126,8 @@ export class BucketKVCache implements KVCache {
     const needed = start + n;
     let fresh = false;
     if (needed > this.bucket) {
-      const next = bucketFor(needed, this.maxLength);
+      // the first bucket covers the expected length, so a whole generation runs in one bucket
+      const next = bucketFor(this.bucket === 0 ? Math.max(needed, this.hint) : needed, this.maxLength);
       // grow: pad every layer into the next bucket (the one time shapes change)
       for (let l = 0; l < this.numLayers; l++) {
         for (const store of [this.keys, this.values]) {
