@@ -29,5 +29,6 @@ export async function activate(): Promise<void> {
   await tf.ready();
 }
 
-// WebGL exists in browsers only: activate on import there.
-if (typeof document !== 'undefined') await activate();
+// WebGL exists in browsers only: activate on import there (a browser without WebGL keeps its current backend; an
+// explicit activate() call still throws).
+if (typeof document !== 'undefined') await activate().catch((e: unknown) => console.warn(`kvt: WebGL unavailable: ${String(e)}`));

@@ -101,11 +101,11 @@ function urlFiles(url: string): ModelFiles {
     list: async () => null,
     exists: async (f) => {
       const r = await fetch(new URL(f, base), { method: 'HEAD' }).catch(() => null);
-      return !!r && r.ok;
+      return !!r && r.ok && !isHtmlFallback(f, r);
     },
     read: async (f, onProgress) => {
       const r = await fetch(new URL(f, base));
-      if (!r.ok) throw new InvalidInputError(`${new URL(f, base)} answered ${r.status} ${r.statusText}.`);
+      if (!r.ok || isHtmlFallback(f, r)) throw new InvalidInputError(`${new URL(f, base)} answered ${r.status} ${r.statusText}${r.ok ? ' with an HTML page' : ''}; is the file there?`);
       const total = Number(r.headers.get('content-length')) || undefined;
       if (!r.body) return new Uint8Array(await r.arrayBuffer());
       const reader = r.body.getReader();
@@ -124,6 +124,11 @@ function urlFiles(url: string): ModelFiles {
       return out;
     },
   };
+}
+
+/** Single-page-app servers answer every missing path with index.html: that is not the model file asked for. */
+function isHtmlFallback(file: string, r: Response): boolean {
+  return !/\.html?$/i.test(file) && (r.headers.get('content-type') ?? '').includes('text/html');
 }
 
 function blobFiles(blobs: readonly Blob[]): ModelFiles {

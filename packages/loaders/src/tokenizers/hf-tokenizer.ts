@@ -36,7 +36,7 @@ export function hfTokenizer(json: unknown, config: Record<string, unknown>, file
   const eos = idOf('eos_token');
   const pad = idOf('pad_token');
   const unk = idOf('unk_token');
-  const decode = (ids: readonly number[], skip = true) => t.decode([...ids], { skip_special_tokens: skip });
+  const decode = (ids: readonly number[], skip = true) => (ids.length === 0 ? '' : t.decode([...ids], { skip_special_tokens: skip }));
   return {
     vocabSize: size,
     specialTokens: {
