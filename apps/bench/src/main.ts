@@ -18,7 +18,7 @@ import { Command, CommanderError, Option } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError, KvtError, type CacheMode } from '@kvt/core';
 import { measure, type RunRecord, type RunSpec } from './measure.js';
-import { MODELS, modelSpec, type BenchModel } from './model-zoo.js';
+import { MODELS, buildModelFor, modelSpec, type BenchModel } from './model-zoo.js';
 import { latencyChart, markdownReport, speedupChart, terminalTable, type Environment } from './report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -68,11 +68,7 @@ function specs(f: Flags): RunSpec[] {
   return out;
 }
 
-async function buildModel(name: string): Promise<BenchModel> {
-  if (MODELS[name]) return MODELS[name]!.build((p) => join(fixtures, p));
-  const { loadModel } = await import('@kvt/loaders');
-  return (await loadModel(name)).model;
-}
+const buildModel = (name: string): Promise<BenchModel> => buildModelFor(name, (p) => join(fixtures, p));
 
 /** Runs the Node backends in this process, one model build per (model, backend). */
 async function runNode(all: RunSpec[], tick: (s: RunSpec) => void): Promise<RunRecord[]> {

@@ -82,3 +82,10 @@ export function modelSpec(name: string): ModelSpec {
   if (!spec) throw new InvalidOptionError('--models', name, `one of ${Object.keys(MODELS).join(', ')}`);
   return spec;
 }
+
+/** A model by name, or any model path/URL through the loaders. */
+export async function buildModelFor(name: string, fixture: (path: string) => ModelSource): Promise<BenchModel> {
+  if (MODELS[name]) return MODELS[name]!.build(fixture);
+  const { loadModel } = await import('@kvt/loaders');
+  return (await loadModel(name)).model;
+}

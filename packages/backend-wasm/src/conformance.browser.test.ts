@@ -15,5 +15,5 @@ const setup = async () => {
 };
 
 // The same suites as in Node, over the WASM backend's cache, in headless Chromium.
-describeCacheConformance({ backend: 'wasm', cache: 'backend', setup });
+describeCacheConformance({ backend: 'wasm', cache: 'backend', setup, steps: 32 });
 describeRealFixtures({ backend: 'wasm', cache: 'backend', setup, fixture, readText });

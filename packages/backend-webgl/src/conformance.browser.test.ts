@@ -10,7 +10,7 @@ const fixture = (p: string) => `${location.origin}/@fs${__KVT_FIXTURES__}/${p}`;
 const readText = async (p: string) => (await fetch(fixture(p))).text();
 
 // The same suites as in Node, over the WebGL bucket cache, in headless Chromium.
-describeCacheConformance({ backend: 'webgl', cache: 'backend', setup: () => import('./index.js') });
+describeCacheConformance({ backend: 'webgl', cache: 'backend', setup: () => import('./index.js'), steps: 24 });
 describeRealFixtures({ backend: 'webgl', cache: 'backend', setup: () => import('./index.js'), fixture, readText, tolerance: 2e-4 });
 
 describe('WebGL shader programs', () => {
