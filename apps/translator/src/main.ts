@@ -198,7 +198,7 @@ ui.backend.addEventListener('change', () => void switchBackend(ui.backend.value)
 ui.loadDefault.addEventListener('click', () => void load(DEFAULT_MODEL, 'default English→Spanish'));
 ui.loadUrl.addEventListener('click', () => ui.modelUrl.value && void load(ui.modelUrl.value, ui.modelUrl.value));
 ui.modelFiles.addEventListener('change', () => {
-  const files = [...(ui.modelFiles.files ?? [])];
+  const files = Array.from(ui.modelFiles.files ?? []);
   if (files.length) void load(files, files.length === 1 ? files[0]!.name : `${files.length} files`);
 });
 
