@@ -24,10 +24,14 @@ export function timeForTokens(r: RunRecord, n: number): number | null {
   return r.prefillMs + r.stepLatencyMs.slice(0, n - 1).reduce((a, b) => a + b, 0);
 }
 
-/** Speedup of each record over the 'none' record of the same backend/model/shape, at n generated tokens. */
-export function speedup(records: RunRecord[], r: RunRecord, n: number): number | null {
+/**
+ * Speedup of a record over the 'none' record of the same backend/model/shape, at n generated tokens (default: the
+ * longest length both ran).
+ */
+export function speedup(records: RunRecord[], r: RunRecord, n?: number): number | null {
   const base = records.find((x) => x.cacheMode === 'none' && x.backend === r.backend && x.model === r.model && x.promptTokens === r.promptTokens && x.batch === r.batch && x.beams === r.beams);
   if (!base) return null;
+  n ??= Math.min(base.newTokens, r.newTokens);
   const a = timeForTokens(base, n);
   const b = timeForTokens(r, n);
   return a !== null && b !== null && b > 0 ? a / b : null;
@@ -53,7 +57,7 @@ export function terminalTable(records: RunRecord[]): string {
     style: { head: [], border: [] },
   });
   for (const r of records) {
-    const s = speedup(records, r, r.newTokens);
+    const s = speedup(records, r);
     t.push([
       r.backend, r.model, r.cacheMode, r.promptTokens, r.newTokens, fmt(r.prefillMs), fmt(r.timeToFirstTokenMs), fmt(r.tokensPerSecond), fmt(r.tokensPerSecondP90),
       mb(r.cacheBytes), mb(r.peakMemoryBytes), r.shaderPrograms ?? '–', s === null ? '–' : `${fmt(s)}×`,
@@ -74,7 +78,7 @@ export function markdownReport(records: RunRecord[], env: Environment, charts: s
     '| backend | model | cache | prompt | new | prefill ms | TTFT ms | tok/s median | tok/s p90 | cache bytes | peak memory | shaders | speedup vs none | tokens match |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...records.map((r) => {
-      const s = speedup(records, r, r.newTokens);
+      const s = speedup(records, r);
       return `| ${r.backend} | ${r.model} | ${r.cacheMode} | ${r.promptTokens} | ${r.newTokens} | ${fmt(r.prefillMs)} | ${fmt(r.timeToFirstTokenMs)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.tokensPerSecondP90)} | ${mb(r.cacheBytes)} | ${mb(r.peakMemoryBytes)} | ${r.shaderPrograms ?? '–'} | ${s === null ? '–' : fmt(s) + '×'} | ${r.tokensMatch === false ? '**MISMATCH**' : r.tokensMatch ? 'yes' : '–'} |`;
     }),
     '',
