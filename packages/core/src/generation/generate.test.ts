@@ -111,3 +111,14 @@ describe('beam search (toy model)', () => {
     }
   });
 });
+
+describe('an already aborted signal', () => {
+  it('rejects with AbortedError before any model call', async () => {
+    const model = createToyDecoderModel({ vocabSize: 11, seed: 1 });
+    const controller = new AbortController();
+    controller.abort();
+    const err = await generate(model, { inputIds: [1, 2], signal: controller.signal }).catch((e: unknown) => e);
+    expect(AbortedError.isInstance(err)).toBe(true);
+    expect(model.calls).toHaveLength(0);
+  });
+});

@@ -94,7 +94,6 @@ export async function* generateStream(
   const mode = request.cache ?? 'backend';
   if (mode !== 'backend' && mode !== 'concat' && mode !== 'none')
     throw new InvalidOptionError('cache', mode, "'backend', 'concat' or 'none'");
-  request.signal?.throwIfAborted?.();
 
   const longest = Math.max(...prompts.map((p) => p.length));
   const session = decoderOnlySession(model, prompts.length, mode, longest + config.maxNewTokens);
@@ -126,6 +125,7 @@ export async function* generateStream(
   const padToken = model.config.specialTokens.pad ?? config.stopTokenIds[0] ?? 0;
   const ctx = { config, histories, tokenizer: request.tokenizer, padToken, signal: request.signal, timing, checkAbort };
   try {
+    checkAbort(); // a signal aborted before the call: nothing runs
     let t0 = performance.now();
     let logits = await session.step(prompts);
     timing.stepMs.push(performance.now() - t0);

@@ -112,7 +112,6 @@ export async function* translateStream(
     throw new InvalidOptionError('alternatives', request.alternatives, `an integer in [1, ${model.config.vocabSize}]`);
   if (A > 1 && (config.numBeams > 1 || config.sampling))
     throw new InvalidOptionError('alternatives', A, 'greedy decoding (numBeams 1, temperature 0) to go with alternatives');
-  request.signal?.throwIfAborted?.();
 
   const N = A > 1 ? A : config.numBeams;
   const timing = { stepMs: [] as number[] };
@@ -149,6 +148,7 @@ export async function* translateStream(
   let state: EncoderState | undefined;
   let session: DecodingSession | undefined;
   try {
+    checkAbort(); // a signal aborted before the call: nothing runs
     const t0 = performance.now();
     state = await model.encode(sources);
     encodeMs = performance.now() - t0;
