@@ -16,6 +16,7 @@ export { DecoderOnlyTransformer } from './architectures/decoder-only.js';
 export type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache/kv-cache.js';
 export { ConcatKVCache, groupedAttention } from './kv-cache/concat-cache.js';
 export { HostKVCache } from './kv-cache/host-cache.js';
+export { cacheChecks } from './kv-cache/cache-checks.js';
 export { EncoderDecoderKVCache, type CrossKV } from './kv-cache/encoder-decoder-cache.js';
 export { causalPaddingMask, MASKED } from './kv-cache/attention-mask.js';
 export { createKVCache, hasBackendKVCache, registerKVCacheFactory } from './kv-cache/registry.js';

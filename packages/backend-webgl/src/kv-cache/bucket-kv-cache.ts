@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { CacheStateError, DisposedError } from '@kvt/core';
-import { MASKED, groupedAttention, type KVCache, type KVCacheOptions } from '@kvt/models';
+import { DisposedError } from '@kvt/core';
+import { MASKED, cacheChecks, groupedAttention, type KVCache, type KVCacheOptions } from '@kvt/models';
 
 /** Buckets are powers of two: the storage never holds more than 2× the valid length. */
 const MIN_BUCKET = 1;
@@ -73,9 +73,7 @@ export class BucketKVCache implements KVCache {
 
   setPadding(padding: readonly number[]): void {
     this.check();
-    if (this.len !== 0) throw new CacheStateError('setPadding is only allowed on an empty cache.');
-    if (padding.length !== this.rows) throw new CacheStateError(`setPadding needs ${this.rows} rows, got ${padding.length}.`);
-    this.pads = [...padding];
+    this.pads = cacheChecks.padding(padding, this.rows, this.len);
   }
 
   /** Mask [batch, 1, n, bucket]: query i (at len + i) sees keys padding[b] ≤ j ≤ len + i. */
@@ -92,8 +90,7 @@ export class BucketKVCache implements KVCache {
     this.check();
     const n = k.shape[2];
     const start = this.len;
-    if (start + n > this.maxLength)
-      throw new CacheStateError(`The cache holds ${start} positions; ${n} more would pass the model's ${this.maxLength}.`);
+    cacheChecks.room(start, n, this.maxLength);
     if (layer === 0) this.beginStep(start, n);
     const step = this.stepInputs!;
     const write = (old: tf.Tensor4D | null, x: tf.Tensor4D): tf.Tensor4D => {
@@ -164,8 +161,7 @@ export class BucketKVCache implements KVCache {
 
   reorder(indices: readonly number[]): void {
     this.check();
-    for (const i of indices)
-      if (!Number.isInteger(i) || i < 0 || i >= this.rows) throw new CacheStateError(`reorder index ${i} is outside the cache's ${this.rows} rows.`);
+    cacheChecks.reorder(indices, this.rows);
     const idx = tf.tensor1d(indices as number[], 'int32');
     for (let l = 0; l < this.numLayers; l++) {
       for (const store of [this.keys, this.values]) {
@@ -183,8 +179,7 @@ export class BucketKVCache implements KVCache {
 
   truncate(length: number): void {
     this.check();
-    if (!Number.isInteger(length) || length < 0 || length > this.len)
-      throw new CacheStateError(`truncate(${length}): the cache holds ${this.len} positions.`);
+    cacheChecks.truncate(length, this.len);
     // positions ≥ length are masked and overwritten when written again
     this.len = length;
   }

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { CacheStateError, DisposedError } from '@kvt/core';
+import { DisposedError } from '@kvt/core';
 import { causalPaddingMask } from './attention-mask.js';
 import type { KVCache, KVCacheOptions } from './kv-cache.js';
+import { cacheChecks } from './cache-checks.js';
 
 /**
  * Grouped-query attention: q `[b, heads, n, hd]` over k, v `[b, kvHeads, T, hd]` with an additive mask
@@ -72,16 +73,13 @@ export class ConcatKVCache implements KVCache {
 
   setPadding(padding: readonly number[]): void {
     this.check();
-    if (this.len !== 0) throw new CacheStateError('setPadding is only allowed on an empty cache.');
-    if (padding.length !== this.rows) throw new CacheStateError(`setPadding needs ${this.rows} rows, got ${padding.length}.`);
-    this.pads = [...padding];
+    this.pads = cacheChecks.padding(padding, this.rows, this.len);
   }
 
   attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
     this.check();
     const n = k.shape[2];
-    if (this.len + n > this.maxLength)
-      throw new CacheStateError(`The cache holds ${this.len} positions; ${n} more would pass the model's ${this.maxLength}.`);
+    cacheChecks.room(this.len, n, this.maxLength);
     const oldK = this.keys[layer];
     const oldV = this.values[layer];
     const K = oldK ? tf.concat([oldK, k], 2) : tf.clone(k);
@@ -101,9 +99,7 @@ export class ConcatKVCache implements KVCache {
 
   reorder(indices: readonly number[]): void {
     this.check();
-    for (const i of indices)
-      if (!Number.isInteger(i) || i < 0 || i >= this.rows)
-        throw new CacheStateError(`reorder index ${i} is outside the cache's ${this.rows} rows.`);
+    cacheChecks.reorder(indices, this.rows);
     const idx = tf.tensor1d(indices as number[], 'int32');
     for (let l = 0; l < this.numLayers; l++) {
       for (const store of [this.keys, this.values]) {
@@ -121,8 +117,7 @@ export class ConcatKVCache implements KVCache {
 
   truncate(length: number): void {
     this.check();
-    if (!Number.isInteger(length) || length < 0 || length > this.len)
-      throw new CacheStateError(`truncate(${length}): the cache holds ${this.len} positions.`);
+    cacheChecks.truncate(length, this.len);
     if (length === this.len) return;
     for (let l = 0; l < this.numLayers; l++) {
       for (const store of [this.keys, this.values]) {

@@ -3,6 +3,7 @@ import { CacheStateError, DisposedError } from '@kvt/core';
 import { causalPaddingMask } from './attention-mask.js';
 import { groupedAttention } from './concat-cache.js';
 import type { KVCache, KVCacheOptions } from './kv-cache.js';
+import { cacheChecks } from './cache-checks.js';
 import { hostAttentionWasm } from './kernels/host-attention-wasm.js';
 
 /** Decode steps with at most this many new positions use the fused kernel; longer prefills use tfjs matMuls. */
@@ -127,9 +128,7 @@ export class HostKVCache implements KVCache {
 
   setPadding(padding: readonly number[]): void {
     this.check();
-    if (this.len !== 0) throw new CacheStateError('setPadding is only allowed on an empty cache.');
-    if (padding.length !== this.rows) throw new CacheStateError(`setPadding needs ${this.rows} rows, got ${padding.length}.`);
-    this.pads = [...padding];
+    this.pads = cacheChecks.padding(padding, this.rows, this.len);
   }
 
   /** Copies rows (`from[i]` → row i) and the first `len` positions into a new layout of `newCap`. */
@@ -159,8 +158,7 @@ export class HostKVCache implements KVCache {
     const kvh = this.numKvHeads;
     if (b !== this.rows) throw new CacheStateError(`attend got ${b} rows; the cache holds ${this.rows}.`);
     if (layer === 0 && this.len + n > this.cap) {
-      if (this.len + n > this.maxLength)
-        throw new CacheStateError(`The cache holds ${this.len} positions; ${n} more would pass the model's ${this.maxLength}.`);
+      cacheChecks.room(this.len, n, this.maxLength);
       // amortized growth: double (never past the model's positions), copying the valid rows once
       this.relayout(Array.from({ length: this.rows }, (_, r) => r), Math.min(this.maxLength, Math.max(this.len + n, 2 * this.cap)));
     }
@@ -235,16 +233,14 @@ export class HostKVCache implements KVCache {
 
   reorder(indices: readonly number[]): void {
     this.check();
-    for (const i of indices)
-      if (!Number.isInteger(i) || i < 0 || i >= this.rows) throw new CacheStateError(`reorder index ${i} is outside the cache's ${this.rows} rows.`);
+    cacheChecks.reorder(indices, this.rows);
     this.relayout(indices, this.cap);
     this.pads = indices.map((i) => this.pads[i]!);
   }
 
   truncate(length: number): void {
     this.check();
-    if (!Number.isInteger(length) || length < 0 || length > this.len)
-      throw new CacheStateError(`truncate(${length}): the cache holds ${this.len} positions.`);
+    cacheChecks.truncate(length, this.len);
     this.len = length;
   }
 
