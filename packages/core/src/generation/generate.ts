@@ -126,7 +126,7 @@ export async function* generateStream(
   const ctx = { config, histories, tokenizer: request.tokenizer, padToken, signal: request.signal, timing, checkAbort };
   try {
     checkAbort(); // a signal aborted before the call: nothing runs
-    let t0 = performance.now();
+    const t0 = performance.now();
     let logits = await session.step(prompts);
     timing.stepMs.push(performance.now() - t0);
     checkAbort();
@@ -153,7 +153,6 @@ export async function* generateStream(
       const rows = prompts.flatMap((_, i) => Array<number>(N).fill(i));
       session.reorder(rows);
       logits = replicateRows(logits, N);
-      t0 = performance.now();
       const hyps = await beamSearch(session, logits, prompts.length, ctx);
       firstTokenMs = performance.now() - start;
       sequences = hyps.map((list) => {
