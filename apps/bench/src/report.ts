@@ -92,9 +92,12 @@ export function markdownReport(records: RunRecord[], env: Environment, charts: s
     '',
     '## Step latency growth',
     '',
-    '| backend | model | cache | step at 1024 / 32 | step at 512 / 32 |',
-    '| --- | --- | --- | --- | --- |',
-    ...records.map((r) => `| ${r.backend} | ${r.model} | ${r.cacheMode} | ${fmt(stepRatio(r, 1024, 32) ?? NaN, 2)} | ${fmt(stepRatio(r, 512, 32) ?? NaN, 2)} |`),
+    '| backend | model | cache | step at 1024 / 32 | step at 512 / 32 | step at the last position / 32 |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...records.map((r) => {
+      const last = r.promptTokens + r.stepLatencyMs.length - 4;
+      return `| ${r.backend} | ${r.model} | ${r.cacheMode} | ${fmt(stepRatio(r, 1024, 32) ?? NaN, 2)} | ${fmt(stepRatio(r, 512, 32) ?? NaN, 2)} | ${fmt(stepRatio(r, last, 32) ?? NaN, 2)} (${last}) |`;
+    }),
     '',
     ...charts.map((c) => `![${c}](${c})`),
     '',
