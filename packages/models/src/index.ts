@@ -17,6 +17,7 @@ export type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache/kv-cach
 export { ConcatKVCache, groupedAttention } from './kv-cache/concat-cache.js';
 export { HostKVCache } from './kv-cache/host-cache.js';
 export { cacheChecks } from './kv-cache/cache-checks.js';
+export { cloneStore, gatherStoreRows, mapStores, type TensorStore } from './kv-cache/tensor-stores.js';
 export { EncoderDecoderKVCache, type CrossKV } from './kv-cache/encoder-decoder-cache.js';
 export { causalPaddingMask, MASKED } from './kv-cache/attention-mask.js';
 export { createKVCache, hasBackendKVCache, registerKVCacheFactory } from './kv-cache/registry.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DisposedError } from '@kvt/core';
-import { MASKED, cacheChecks, groupedAttention, type KVCache, type KVCacheOptions } from '@kvt/models';
+import { MASKED, cacheChecks, cloneStore, gatherStoreRows, groupedAttention, mapStores, type KVCache, type KVCacheOptions, type TensorStore } from '@kvt/models';
 
 /** Buckets are powers of two: the storage never holds more than 2× the valid length. */
 const MIN_BUCKET = 1;
@@ -28,8 +28,8 @@ export class BucketKVCache implements KVCache {
   readonly numKvHeads: number;
   readonly headDim: number;
   readonly maxLength: number;
-  private keys: (tf.Tensor4D | null)[]; // per layer [batch, kvHeads, bucket, headDim]
-  private values: (tf.Tensor4D | null)[];
+  private keys: TensorStore; // per layer [batch, kvHeads, bucket, headDim]
+  private values: TensorStore;
   private rows: number;
   private bucket = 0;
   private len = 0;
@@ -126,15 +126,7 @@ export class BucketKVCache implements KVCache {
       // the first bucket covers the expected length, so a whole generation runs in one bucket
       const next = bucketFor(this.bucket === 0 ? Math.max(needed, this.hint) : needed, this.maxLength);
       // grow: pad every layer into the next bucket (the one time shapes change)
-      for (let l = 0; l < this.numLayers; l++) {
-        for (const store of [this.keys, this.values]) {
-          const old = store[l];
-          if (old) {
-            store[l] = tf.keep(tf.pad(old, [[0, 0], [0, 0], [0, next - this.bucket], [0, 0]]));
-            old.dispose();
-          }
-        }
-      }
+      mapStores([this.keys, this.values], (t) => tf.pad(t, [[0, 0], [0, 0], [0, next - this.bucket], [0, 0]]));
       this.bucket = next;
       fresh = true;
     }
@@ -162,17 +154,7 @@ export class BucketKVCache implements KVCache {
   reorder(indices: readonly number[]): void {
     this.check();
     cacheChecks.reorder(indices, this.rows);
-    const idx = tf.tensor1d(indices as number[], 'int32');
-    for (let l = 0; l < this.numLayers; l++) {
-      for (const store of [this.keys, this.values]) {
-        const old = store[l];
-        if (old) {
-          store[l] = tf.keep(tf.gather(old, idx, 0));
-          old.dispose();
-        }
-      }
-    }
-    idx.dispose();
+    gatherStoreRows([this.keys, this.values], indices);
     this.pads = indices.map((i) => this.pads[i]!);
     this.rows = indices.length;
   }
@@ -187,8 +169,8 @@ export class BucketKVCache implements KVCache {
   fork(): BucketKVCache {
     this.check();
     const copy = new BucketKVCache({ numLayers: this.numLayers, batchSize: this.rows, numKvHeads: this.numKvHeads, headDim: this.headDim, maxLength: this.maxLength });
-    copy.keys = this.keys.map((t) => (t ? tf.keep(tf.clone(t)) : null));
-    copy.values = this.values.map((t) => (t ? tf.keep(tf.clone(t)) : null));
+    copy.keys = cloneStore(this.keys);
+    copy.values = cloneStore(this.values);
     copy.bucket = this.bucket;
     copy.len = this.len;
     copy.pads = [...this.pads];

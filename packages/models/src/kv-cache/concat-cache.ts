@@ -3,6 +3,7 @@ import { DisposedError } from '@kvt/core';
 import { causalPaddingMask } from './attention-mask.js';
 import type { KVCache, KVCacheOptions } from './kv-cache.js';
 import { cacheChecks } from './cache-checks.js';
+import { cloneStore, gatherStoreRows, mapStores, type TensorStore } from './tensor-stores.js';
 
 /**
  * Grouped-query attention: q `[b, heads, n, hd]` over k, v `[b, kvHeads, T, hd]` with an additive mask
@@ -34,8 +35,8 @@ export class ConcatKVCache implements KVCache {
   readonly numKvHeads: number;
   readonly headDim: number;
   readonly maxLength: number;
-  private keys: (tf.Tensor4D | null)[]; // per layer [batch, kvHeads, length, headDim]
-  private values: (tf.Tensor4D | null)[];
+  private keys: TensorStore; // per layer [batch, kvHeads, length, headDim]
+  private values: TensorStore;
   private rows: number;
   private len = 0;
   private pads: number[];
@@ -100,17 +101,7 @@ export class ConcatKVCache implements KVCache {
   reorder(indices: readonly number[]): void {
     this.check();
     cacheChecks.reorder(indices, this.rows);
-    const idx = tf.tensor1d(indices as number[], 'int32');
-    for (let l = 0; l < this.numLayers; l++) {
-      for (const store of [this.keys, this.values]) {
-        const old = store[l];
-        if (old) {
-          store[l] = tf.keep(tf.gather(old, idx, 0));
-          old.dispose();
-        }
-      }
-    }
-    idx.dispose();
+    gatherStoreRows([this.keys, this.values], indices);
     this.pads = indices.map((i) => this.pads[i]!);
     this.rows = indices.length;
   }
@@ -119,15 +110,7 @@ export class ConcatKVCache implements KVCache {
     this.check();
     cacheChecks.truncate(length, this.len);
     if (length === this.len) return;
-    for (let l = 0; l < this.numLayers; l++) {
-      for (const store of [this.keys, this.values]) {
-        const old = store[l];
-        if (old) {
-          store[l] = length === 0 ? null : tf.keep(tf.slice(old, [0, 0, 0, 0], [-1, -1, length, -1]));
-          old.dispose();
-        }
-      }
-    }
+    mapStores([this.keys, this.values], (t) => (length === 0 ? null : tf.slice(t, [0, 0, 0, 0], [-1, -1, length, -1])));
     this.len = length;
   }
 
@@ -140,8 +123,8 @@ export class ConcatKVCache implements KVCache {
       headDim: this.headDim,
       maxLength: this.maxLength,
     });
-    copy.keys = this.keys.map((t) => (t ? tf.keep(tf.clone(t)) : null));
-    copy.values = this.values.map((t) => (t ? tf.keep(tf.clone(t)) : null));
+    copy.keys = cloneStore(this.keys);
+    copy.values = cloneStore(this.values);
     copy.len = this.len;
     copy.pads = [...this.pads];
     return copy;

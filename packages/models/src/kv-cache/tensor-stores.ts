@@ -1,0 +1,35 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Per-layer K or V tensors of a tensor-backed cache (`null` before the first write). */
+export type TensorStore = (tf.Tensor4D | null)[];
+
+/**
+ * Replaces every tensor of the stores by `f(tensor)` (kept out of tidy scopes), disposing the old ones: the shared
+ * mechanics of reorder, truncate and bucket growth in the tensor-backed caches.
+ */
+export function mapStores(stores: readonly TensorStore[], f: (t: tf.Tensor4D) => tf.Tensor4D | null): void {
+  for (const store of stores) {
+    for (let l = 0; l < store.length; l++) {
+      const old = store[l];
+      if (!old) continue;
+      const next = f(old);
+      store[l] = next ? tf.keep(next) : null;
+      old.dispose();
+    }
+  }
+}
+
+/** Gathers rows (the batch axis) of every tensor: row i becomes row `indices[i]`. */
+export function gatherStoreRows(stores: readonly TensorStore[], indices: readonly number[]): void {
+  const idx = tf.tensor1d(indices as number[], 'int32');
+  try {
+    mapStores(stores, (t) => tf.gather(t, idx, 0));
+  } finally {
+    idx.dispose();
+  }
+}
+
+/** Independent copies (tfjs clones share data until written, and tensors are never written in place). */
+export function cloneStore(store: TensorStore): TensorStore {
+  return store.map((t) => (t ? tf.keep(tf.clone(t)) : null));
+}
