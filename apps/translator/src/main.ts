@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { activate as activateCpu } from '@kvt/backend-cpu';
 import { activate as activateWasm } from '@kvt/backend-wasm';
 import { activate as activateWebgl } from '@kvt/backend-webgl';
-import { KvtError, UnsupportedError, translateStream, type TranslateResult } from '@kvt/core';
+import { KvtError, UnsupportedError, tokensPerSecond, translateStream, type TranslateResult } from '@kvt/core';
 import { loadModel, openModelFiles, type LoadedModel, type ModelFiles, type ModelSource } from '@kvt/loaders';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -172,7 +172,7 @@ async function runTranslation(): Promise<void> {
     ui.target.textContent = t.text ?? '';
     const steps = result.timing.decodeMs;
     ui.ttft.textContent = `${result.timing.firstTokenMs.toFixed(0)} ms`;
-    ui.tps.textContent = steps.length ? ((1000 * steps.length) / steps.reduce((a, b) => a + b, 0)).toFixed(1) : '–';
+    ui.tps.textContent = steps.length ? tokensPerSecond(steps).toFixed(1) : '–';
     ui.cacheLength.textContent = result.cache ? String(result.cache.length) : 'no cache';
     ui.cacheBytes.textContent = result.cache ? `${fmtBytes(result.cache.bytes)} (cross-attention ${fmtBytes(result.cache.crossAttentionBytes)})` : '0 (recomputing)';
     if (numBeams > 1)

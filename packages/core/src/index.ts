@@ -24,6 +24,7 @@ export {
 export { argmax, sampleFromLogits } from './generation/sampler.js';
 export { createRng, type Rng } from './generation/rng.js';
 export type { FinishReason, Hypothesis, TokenEvent } from './generation/decode-loops.js';
+export { tokensPerSecond } from './generation/decode-loops.js';
 export type { CacheMode } from './generation/session.js';
 export { generate, generateStream, type GenerateRequest, type GenerateResult, type GeneratedSequence } from './generation/generate.js';
 export {

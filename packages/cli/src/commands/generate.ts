@@ -1,8 +1,9 @@
-import { InvalidInputError, generateStream, type GenerateResult } from '@kvt/core';
+import { InvalidInputError, generateStream, tokensPerSecond } from '@kvt/core';
 import { loadModel } from '@kvt/loaders';
 import { useBackend } from '../backends.js';
 import { defined } from '../options.js';
 import { loadingBar } from '../progress.js';
+import { drain } from '../stream.js';
 
 export interface GenerateOptions {
   model: string;
@@ -48,18 +49,10 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
     };
     const stream = generateStream(loaded.model, request);
     if (!o.json && o.prompt) process.stdout.write(o.prompt);
-    let result: GenerateResult;
-    for (;;) {
-      const next = await stream.next();
-      if (next.done) {
-        result = next.value;
-        break;
-      }
-      if (!o.json) process.stdout.write(next.value.text);
-    }
+    const result = await drain(stream, (text) => !o.json && process.stdout.write(text));
     const seq = result.sequences[0]!;
     const decodeMs = result.timing.decodeMs;
-    const tokensPerSecond = decodeMs.length > 0 ? (1000 * decodeMs.length) / decodeMs.reduce((a, b) => a + b, 0) : 0;
+    const speed = tokensPerSecond(decodeMs);
     if (o.json) {
       process.stdout.write(
         JSON.stringify({
@@ -69,14 +62,14 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
           finishReason: seq.finishReason,
           seed: result.seed,
           backend: o.backend,
-          timing: { loadMs, prefillMs: result.timing.prefillMs, firstTokenMs: result.timing.firstTokenMs, decodeMs, tokensPerSecond },
+          timing: { loadMs, prefillMs: result.timing.prefillMs, firstTokenMs: result.timing.firstTokenMs, decodeMs, tokensPerSecond: speed },
           cache: result.cache,
         }) + '\n',
       );
     } else {
       process.stdout.write('\n');
       process.stderr.write(
-        `\n${seq.tokens.length} tokens, ${tokensPerSecond.toFixed(1)} tokens/s (${o.backend}, load ${loadMs.toFixed(0)} ms, prefill ${result.timing.prefillMs.toFixed(1)} ms)\n`,
+        `\n${seq.tokens.length} tokens, ${speed.toFixed(1)} tokens/s (${o.backend}, load ${loadMs.toFixed(0)} ms, prefill ${result.timing.prefillMs.toFixed(1)} ms)\n`,
       );
     }
   } finally {

@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { InvalidInputError, InvalidOptionError, translate, translateStream, type TranslateResult } from '@kvt/core';
+import { InvalidInputError, InvalidOptionError, tokensPerSecond, translate, translateStream } from '@kvt/core';
 import { loadModel, type LoadedModel } from '@kvt/loaders';
 import { modelFiles } from '@kvt/model-en-es';
 import { useBackend } from '../backends.js';
 import { defined } from '../options.js';
 import { loadingBar } from '../progress.js';
+import { drain } from '../stream.js';
 
 export interface TranslateOptions {
   model?: string;
@@ -60,18 +61,10 @@ function request(loaded: Extract<LoadedModel, { kind: 'encoder-decoder' }>, o: T
 
 async function translateOne(loaded: Extract<LoadedModel, { kind: 'encoder-decoder' }>, o: TranslateOptions, loadMs: number): Promise<void> {
   const stream = translateStream(loaded.model, { ...request(loaded, o), text: o.text! });
-  let result: TranslateResult;
-  for (;;) {
-    const next = await stream.next();
-    if (next.done) {
-      result = next.value;
-      break;
-    }
-    if (!o.json) process.stdout.write(next.value.text);
-  }
+  const result = await drain(stream, (text) => !o.json && process.stdout.write(text));
   const t = result.translations[0]!;
   const decodeMs = result.timing.decodeMs;
-  const tokensPerSecond = decodeMs.length ? (1000 * decodeMs.length) / decodeMs.reduce((a, b) => a + b, 0) : 0;
+  const speed = tokensPerSecond(decodeMs);
   if (o.json) {
     process.stdout.write(
       JSON.stringify({
@@ -80,7 +73,7 @@ async function translateOne(loaded: Extract<LoadedModel, { kind: 'encoder-decode
         promptTokens: result.sourceTokens[0],
         finishReason: t.finishReason,
         backend: o.backend,
-        timing: { loadMs, encodeMs: result.timing.encodeMs, prefillMs: result.timing.prefillMs, firstTokenMs: result.timing.firstTokenMs, decodeMs, tokensPerSecond },
+        timing: { loadMs, encodeMs: result.timing.encodeMs, prefillMs: result.timing.prefillMs, firstTokenMs: result.timing.firstTokenMs, decodeMs, tokensPerSecond: speed },
         cache: result.cache,
         ...(t.hypotheses.length > 1 || (o.numReturn ?? 1) > 1 ? { hypotheses: t.hypotheses.map((h) => ({ tokens: h.tokens, text: h.text ?? '', score: h.score })) } : {}),
       }) + '\n',
@@ -91,7 +84,7 @@ async function translateOne(loaded: Extract<LoadedModel, { kind: 'encoder-decode
   if ((o.beams ?? loaded.generationDefaults.numBeams ?? 1) > 1) process.stdout.write(t.text ?? '');
   process.stdout.write('\n');
   if (t.hypotheses.length > 1) for (const h of t.hypotheses) process.stdout.write(`  ${h.score.toFixed(4)}\t${h.text ?? ''}\n`);
-  process.stderr.write(`${t.tokens.length} tokens, ${tokensPerSecond.toFixed(1)} tokens/s (${o.backend}, load ${loadMs.toFixed(0)} ms)\n`);
+  process.stderr.write(`${t.tokens.length} tokens, ${speed.toFixed(1)} tokens/s (${o.backend}, load ${loadMs.toFixed(0)} ms)\n`);
 }
 
 async function translateFile(loaded: Extract<LoadedModel, { kind: 'encoder-decoder' }>, o: TranslateOptions, loadMs: number): Promise<void> {

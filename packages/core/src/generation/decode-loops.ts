@@ -259,3 +259,17 @@ function groupDone(
   const reach = config.lengthPenalty > 0 ? norm(bestRunning, config.maxNewTokens) : norm(bestRunning, length);
   return worst >= reach;
 }
+
+/**
+ * Decode speed from a result's per-step timings: steps per second (0 with no decode step).
+ *
+ * @example
+ * ```ts
+ * const result = await generate(model, request);
+ * console.log(`${tokensPerSecond(result.timing.decodeMs).toFixed(1)} tokens/s`);
+ * ```
+ */
+export function tokensPerSecond(decodeMs: readonly number[]): number {
+  const total = decodeMs.reduce((a, b) => a + b, 0);
+  return decodeMs.length > 0 && total > 0 ? (1000 * decodeMs.length) / total : 0;
+}
