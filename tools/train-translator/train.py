@@ -417,6 +417,25 @@ def tokenizer_json(sp):
     }
 
 
+def write_marian_tokenizer_files(sp, spm_path, out):
+    """The original Marian tokenizer files (source.spm, target.spm, vocab.json) beside tokenizer.json, as opus-mt ships."""
+    import shutil
+    for name in ("source.spm", "target.spm"):  # one shared vocabulary: both sides use the same model
+        shutil.copyfile(spm_path, os.path.join(out, name))
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    json.dump(vocab, open(os.path.join(out, "vocab.json"), "w", encoding="utf-8"), ensure_ascii=False, indent=0)
+
+
+def write_tokenizer_reference(sp, corpus, path, limit=300):
+    """SentencePiece's own ids for dev sentences (both sides), the reference for kvt's tokenizer tests."""
+    dev = read_dev(corpus)[:limit]
+    texts = [en for en, _ in dev] + [refs[0] for _, refs in dev]
+    texts += ["  Two  spaces,   three   spaces.  ", "naïve café — 😀 Ω", "¿Qué?¡Sí!", "x", "ÁÉÍÓÚ ñ Ñ ü", "12:30, 3.14 & 100%"]
+    cases = [{"text": t, "ids": sp.encode(t), "pieces": sp.encode(t, out_type=str)} for t in texts]
+    json.dump({"sentencepiece": "python sentencepiece", "model": "source.spm", "cases": cases},
+              open(path, "w", encoding="utf-8"), ensure_ascii=False)
+
+
 def cmd_export(args):
     import torch
     import numpy as np
@@ -456,6 +475,8 @@ def cmd_export(args):
     json.dump({"tokenizer_class": "MarianTokenizer", "source_lang": "en", "target_lang": "es", "model_max_length": 256,
                "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
               open(os.path.join(out, "tokenizer_config.json"), "w"), indent=2)
+    write_marian_tokenizer_files(sp, os.path.join(d, "spm.model"), out)
+    write_tokenizer_reference(sp, args.corpus, os.path.join(args.reference_out or out, "tokenizer-reference.json"))
     # Reference outputs of the training framework, for kvt's tests.
     sentences = ["Where is the train station?", "I like to read books.", "Tom is my friend.",
                  "She doesn't know what to do.", "We will go to the beach tomorrow."]

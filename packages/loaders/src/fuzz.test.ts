@@ -96,6 +96,14 @@ describe.skipIf(!haveFixtures)('loader fuzzing (1000 seeded cases per format): o
     expect(r.rejected).toBeGreaterThan(CASES / 2);
   });
 
+  it('SentencePiece tokenizer.model beside a llama2.c checkpoint', async () => {
+    const bin = readFileSync(fixture('stories260K', 'stories260K.bin'));
+    const spm = readFileSync(fixture('stories260K', 'tok512.model'));
+    (await loadModel({ 'stories260K.bin': bin, 'tokenizer.model': spm })).dispose();
+    const r = await expectOnlyTypedErrors('SentencePiece', (rng) => ({ 'stories260K.bin': bin, 'tokenizer.model': mutate(spm, rng, spm.length) }));
+    expect(r.rejected).toBeGreaterThan(CASES / 3);
+  });
+
   it('GGUF', async () => {
     const gguf = readFileSync(fixture('stories260K-gguf', 'stories260K.gguf'));
     const r = await expectOnlyTypedErrors('GGUF', (rng) => ({ 'stories260K.gguf': mutate(gguf, rng, 24_000) }));

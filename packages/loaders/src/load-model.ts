@@ -16,6 +16,7 @@ import { fromHuggingFace, generationDefaults } from './formats/hugging-face.js';
 import { parseLlama2cCheckpoint } from './formats/llama2c.js';
 import { parseSafetensors, readSafetensor, type SafetensorsFile } from './formats/safetensors.js';
 import { hfTokenizer } from './tokenizers/hf-tokenizer.js';
+import { marianTokenizer } from './tokenizers/marian-tokenizer.js';
 import { parseLlama2cTokenizer } from './tokenizers/llama2c-tokenizer.js';
 import { parseSentencePieceModel } from './tokenizers/sentencepiece-model.js';
 import { vocabularyTokenizer } from './tokenizers/vocabulary-tokenizer.js';
@@ -52,7 +53,7 @@ export interface LoadModelOptions {
 /**
  * Loads a model from a file or folder, finding its format and tokenizer: llama2.c `.bin` (+ `tok*.bin`,
  * `tokenizer.model`), GGUF (tokenizer in its metadata), Hugging Face folders (`config.json`, `model.safetensors` or
- * sharded, `tokenizer.json`, `generation_config.json`), CTranslate2 (`model.bin` + `*_vocabulary.txt`).
+ * sharded, `tokenizer.json` or Marian's `source.spm` + `vocab.json`, `generation_config.json`), CTranslate2 (`model.bin` + `*_vocabulary.txt`).
  * The weights go to the active tfjs backend: import a backend package first.
  *
  * @example
@@ -206,6 +207,17 @@ function parseJson(bytes: Uint8Array, file: string): Record<string, unknown> {
   }
 }
 
+/** A Hugging Face folder's tokenizer: tokenizer.json, else Marian's source.spm + vocab.json (opus-mt folders). */
+async function findHuggingFaceTokenizer(files: ModelFiles, primary: string | undefined, onProgress?: ProgressCallback): Promise<Tokenizer | undefined> {
+  if (primary) return tokenizerFromFile(files, primary, 0, onProgress);
+  if (await files.exists('tokenizer.json')) return tokenizerFromFile(files, 'tokenizer.json', 0, onProgress);
+  if ((await files.exists('source.spm')) && (await files.exists('vocab.json'))) {
+    const config = (await files.exists('tokenizer_config.json')) ? parseJson(await files.read('tokenizer_config.json'), 'tokenizer_config.json') : {};
+    return marianTokenizer({ sourceSpm: await files.read('source.spm', onProgress), vocab: await files.read('vocab.json', onProgress), config });
+  }
+  return undefined;
+}
+
 async function loadHuggingFace(files: ModelFiles, tokenizerFiles: ModelFiles | undefined, onProgress?: ProgressCallback): Promise<LoadedModel> {
   const config = parseJson(await files.read('config.json', onProgress), 'config.json');
   const shards: Map<string, SafetensorsFile> = new Map();
@@ -238,10 +250,7 @@ async function loadHuggingFace(files: ModelFiles, tokenizerFiles: ModelFiles | u
   const defaults = (await files.exists('generation_config.json'))
     ? generationDefaults(parseJson(await files.read('generation_config.json', onProgress), 'generation_config.json'))
     : {};
-  const tokFiles = tokenizerFiles ?? files;
-  const tokenizer = (await tokFiles.exists('tokenizer.json')) || tokenizerFiles?.primary
-    ? await tokenizerFromFile(tokFiles, tokenizerFiles?.primary ?? 'tokenizer.json', 0, onProgress)
-    : undefined;
+  const tokenizer = await findHuggingFaceTokenizer(tokenizerFiles ?? files, tokenizerFiles?.primary, onProgress);
   const fileList = ['config.json', ...shards.keys()];
   if (arch.kind === 'encoder-decoder') {
     if (tokenizer && tokenizer.vocabSize > arch.config.sourceVocabSize)

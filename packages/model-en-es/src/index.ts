@@ -9,6 +9,7 @@
  * const loaded2 = await loadModel(modelFiles.url.href);  // browser (bundlers resolve the URL)
  * ```
  */
+/** The files kvt reads from the folder; `source.spm`, `target.spm` and `vocab.json` (Marian's own tokenizer files) are there too. */
 export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'] as const;
 
 const folder = new URL('../model/', import.meta.url);
