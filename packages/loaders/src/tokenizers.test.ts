@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { KvtError, ModelFormatError } from '@kvt/core';
+import { KvtError, ModelFormatError, UnsupportedError } from '@kvt/core';
 import { fixture, haveFixtures } from './__tests__/fixtures.js';
 import { marianTokenizer, parseLlama2cTokenizer, parseSentencePieceModel, readSentencePieceModel } from './index.js';
 
@@ -127,5 +127,6 @@ describe("Marian's source.spm + vocab.json", () => {
     expect(bad('{"a": -1, "<unk>": 1}')).toThrow(/non-negative integer/);
     expect(bad('{"a": 0}')).toThrow(/<unk>/);
     expect(bad('not json')).toThrow(ModelFormatError);
+    expect(() => marianTokenizer({ ...files, config: { separate_vocabs: true } })).toThrow(UnsupportedError);
   });
 });

@@ -1,4 +1,4 @@
-import { ModelFormatError, createDiffStreamDecoder, type StreamDecoder, type Tokenizer } from '@kvt/core';
+import { ModelFormatError, UnsupportedError, createDiffStreamDecoder, type StreamDecoder, type Tokenizer } from '@kvt/core';
 import { decodeUtf8 } from '../bytes/binary-reader.js';
 import { parseSentencePieceModel, readSentencePieceModel } from './sentencepiece-model.js';
 
@@ -32,6 +32,10 @@ const LANGUAGE_CODE = />>.+<</;
  * ```
  */
 export function marianTokenizer(files: MarianTokenizerFiles): Tokenizer {
+  if (files.config?.separate_vocabs === true)
+    throw new UnsupportedError(
+      'tokenizer_config.json: separate_vocabs (a target_vocab.json beside vocab.json) is not supported; give the folder a tokenizer.json for each side',
+    );
   const spm = readSentencePieceModel(files.sourceSpm, 'source.spm');
   const sourceSpm = parseSentencePieceModel(files.sourceSpm, 'source.spm');
   const idOfPiece = parseVocab(files.vocab);
