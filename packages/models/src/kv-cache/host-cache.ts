@@ -25,8 +25,8 @@ interface Kernel {
 }
 
 /**
- * Where everything lives in one `WebAssembly.Memory` (byte offsets): scratch for q, the output and the scores, then
- * K and V of every layer, each `[batch, kvHeads, capacity, headDim]`.
+ * Where everything lives in one `WebAssembly.Memory` (byte offsets): scratch for one head's q `[headDim]`, its output
+ * `[headDim]` and its scores `[capacity]`, then K and V of every layer, each `[batch, kvHeads, capacity, headDim]`.
  */
 interface Layout {
   readonly memory: WebAssembly.Memory;
@@ -82,8 +82,7 @@ export class HostKVCache implements KVCache {
   private allocate(rows: number, cap: number): Layout {
     const { numLayers: L, numKvHeads: kvh, headDim: hd } = this;
     const align = (x: number) => Math.ceil(x / 16) * 16;
-    const heads = kvh * 16; // scratch sized for any query-head count up to 16 × kvHeads
-    const scratch = align(rows * heads * FUSED_MAX_NEW * hd * 4);
+    const scratch = align(hd * 4); // one head at a time
     const store = align(rows * kvh * cap * hd * 4);
     const q = 0;
     const out = scratch;
@@ -118,6 +117,10 @@ export class HostKVCache implements KVCache {
   /** Bytes of K/V storage (capacity, every layer); the kernel's scratch is not counted. */
   get bytes(): number {
     return 2 * this.numLayers * this.storeFloats * 4;
+  }
+  /** Bytes of the `WebAssembly.Memory` really held: K/V, one head's scratch, rounded up to 64 KiB pages. */
+  get hostBytes(): number {
+    return this.isDisposed ? 0 : this.layout.memory.buffer.byteLength;
   }
   get padding(): readonly number[] {
     return this.pads;
@@ -174,7 +177,7 @@ export class HostKVCache implements KVCache {
       f32.set(vIn.subarray(bh * n * hd, (bh + 1) * n * hd), vBase + (bh * cap + this.len) * hd);
     }
     const total = this.len + n;
-    if (n > FUSED_MAX_NEW || H > 16 * kvh) {
+    if (n > FUSED_MAX_NEW) {
       // a long prefill: matMuls over a copy of the valid rows (once per prompt)
       const view = (base: number) => {
         const out = new Float32Array(b * kvh * total * hd);
@@ -196,8 +199,10 @@ export class HostKVCache implements KVCache {
     const qAt = this.layout.q;
     const outAt = this.layout.out;
     const sAt = this.layout.scores;
-    f32.set(qd, qAt / 4);
     const scores = f32.subarray(sAt / 4, sAt / 4 + cap);
+    const qHead = f32.subarray(qAt / 4, qAt / 4 + hd);
+    const outHead = f32.subarray(outAt / 4, outAt / 4 + hd);
+    const result = new Float32Array(b * H * n * hd); // [b, H, n, hd]
     for (let r = 0; r < b; r++) {
       const start = this.pads[r]!;
       for (let h = 0; h < H; h++) {
@@ -205,10 +210,11 @@ export class HostKVCache implements KVCache {
         const kAt = this.layout.k[layer]! + head;
         const vAt = this.layout.v[layer]! + head;
         for (let i = 0; i < n; i++) {
-          const qo = ((r * H + h) * n + i) * hd * 4;
+          const row = ((r * H + h) * n + i) * hd;
+          qHead.set(qd.subarray(row, row + hd));
           const end = this.len + i + 1;
-          if (kernel) kernel.dots(qAt + qo, kAt, start, end, hd, sAt);
-          else jsDots(f32, (qAt + qo) / 4, kAt / 4, start, end, hd, scores);
+          if (kernel) kernel.dots(qAt, kAt, start, end, hd, sAt);
+          else jsDots(f32, qAt / 4, kAt / 4, start, end, hd, scores);
           let max = -Infinity;
           for (let j = start; j < end; j++) if (scores[j]! > max) max = scores[j]!;
           let sum = 0;
@@ -219,12 +225,13 @@ export class HostKVCache implements KVCache {
           }
           const inv = 1 / sum;
           for (let j = start; j < end; j++) scores[j] = scores[j]! * inv;
-          if (kernel) kernel.wsum(sAt, vAt, start, end, hd, outAt + qo);
-          else jsWeightedSum(f32, scores, vAt / 4, start, end, hd, (outAt + qo) / 4);
+          if (kernel) kernel.wsum(sAt, vAt, start, end, hd, outAt);
+          else jsWeightedSum(f32, scores, vAt / 4, start, end, hd, outAt / 4);
+          result.set(outHead, row);
         }
       }
     }
-    return f32.slice(outAt / 4, outAt / 4 + b * H * n * hd);
+    return result;
   }
 
   advance(n: number): void {

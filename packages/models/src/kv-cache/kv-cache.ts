@@ -25,6 +25,11 @@ export interface KVCache extends Cache {
   /** Marks `n` positions written by every layer. */
   advance(n: number): void;
   fork(): KVCache;
+  /**
+   * Bytes held outside tfjs (host memory such as a `WebAssembly.Memory`), for caches that keep their storage there;
+   * tensor-backed caches leave it undefined (their storage shows in `tf.memory().numBytes`).
+   */
+  readonly hostBytes?: number;
 }
 
 export interface KVCacheOptions {

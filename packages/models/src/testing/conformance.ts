@@ -149,14 +149,36 @@ export function describeCacheConformance(o: ConformanceOptions): void {
           }
         });
 
-        it('bytes count the allocated K/V', async () => {
-          const cache = model.createCache({ batchSize: 2, kind: o.cache });
+        it('bytes are the K/V at capacity, the real allocation at most one growth step more, and nothing else grows per step', async () => {
+          const c = model.config;
+          const rows = 2;
+          const perPosition = 2 * c.numLayers * rows * c.numKvHeads * c.headDim * 4;
+          const bytesBefore = tf.memory().numBytes;
+          const cache = model.createCache({ batchSize: rows, kind: o.cache });
           try {
+            // what the cache really holds: its tensors, plus host memory for caches that keep K/V outside tfjs
+            const held = () => tf.memory().numBytes - bytesBefore + ((cache as { hostBytes?: number }).hostBytes ?? 0);
             await model.forward([[1, 2, 3], [4, 5, 6]], cache);
-            const c = model.config;
-            const perPosition = 2 * c.numLayers * 2 * c.numKvHeads * c.headDim * 4;
-            expect(cache.bytes).toBeGreaterThanOrEqual(perPosition * cache.length);
-            expect(cache.capacity).toBeGreaterThanOrEqual(cache.length);
+            let last = { capacity: cache.capacity, held: held(), tensors: tf.memory().numTensors };
+            let growths = 0;
+            while (cache.length < Math.min(c.maxPositions, 100)) {
+              await model.forward([[7], [8]], cache);
+              const now = { capacity: cache.capacity, held: held(), tensors: tf.memory().numTensors };
+              const at = `length ${cache.length}, capacity ${now.capacity}`;
+              expect(cache.bytes, `bytes = 2·layers·batch·kvHeads·headDim·capacity·4 at ${at}`).toBe(perPosition * now.capacity);
+              expect(now.capacity, at).toBeGreaterThanOrEqual(cache.length);
+              expect(now.held, at).toBeGreaterThanOrEqual(cache.bytes);
+              // one growth step (doubling: half the storage), or one 64 KiB WebAssembly page of rounding, plus a
+              // head's kernel scratch
+              expect(now.held - cache.bytes, `overhead at ${at}`).toBeLessThanOrEqual(Math.max(cache.bytes / 2, 65536) + 16384);
+              if (now.capacity === last.capacity) {
+                expect(now.held, `held bytes grew at ${at} without a capacity change`).toBe(last.held);
+                expect(now.tensors, `tensors grew at ${at}`).toBe(last.tensors);
+              } else growths++;
+              last = now;
+            }
+            // amortized growth: a few doublings, not one per step (the concat reference grows every step)
+            if (o.cache === 'backend') expect(growths).toBeLessThanOrEqual(4);
           } finally {
             cache.dispose();
           }
