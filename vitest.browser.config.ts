@@ -3,7 +3,7 @@ import { playwright } from '@vitest/browser-playwright';
 import { resolve } from 'node:path';
 
 // The browser half of the test suite: the same conformance spec files, run in headless Chromium (Debian's package,
-// driven by playwright) against pages served on 127.0.0.1. WebGL 2 runs on SwiftShader there.
+// driven by playwright) against pages served on 127.0.0.1. WebGL 2 and WebGPU run on SwiftShader there.
 const fixtures = process.env.KVT_FIXTURES ?? resolve(import.meta.dirname, '../shared/fixtures');
 
 export default defineConfig({
@@ -21,7 +21,7 @@ export default defineConfig({
       provider: playwright({
         launchOptions: {
           executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-          args: ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
+          args: ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu'],
         },
       }),
       instances: [{ browser: 'chromium' }],

@@ -21,10 +21,8 @@ window.kvtBench = async (specs, base) => {
   for (const s of specs) {
     const name = tfName(s.backend);
     if (name === 'wasm') await activateWasm({ wasmPaths: `${base}wasm/` });
-    else if (name === 'webgpu') {
-      await import('@tensorflow/tfjs-backend-webgpu');
-      if (!(await tf.setBackend('webgpu'))) throw new Error('WebGPU is not available in this browser');
-    } else if (!(await tf.setBackend(name))) throw new Error(`backend ${name} is not available`);
+    else if (name === 'webgpu') await (await import('@kvt/backend-webgpu')).activate();
+    else if (!(await tf.setBackend(name))) throw new Error(`backend ${name} is not available`);
     await tf.ready();
     const t0 = performance.now();
     const model = await buildModelFor(s.model, (p) => `${base}fixtures/${p}`);

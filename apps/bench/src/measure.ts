@@ -38,7 +38,7 @@ export interface RunRecord extends RunSpec {
   readonly tfMemory: { readonly numTensors: number; readonly numBytes: number };
   /** Process RSS (Node) or JS heap (Chromium) at its highest during the run. */
   readonly peakMemoryBytes: number | null;
-  /** WebGL: shader programs compiled during the measured run; and per decode step after the second. */
+  /** WebGL shader programs / WebGPU pipelines compiled during the measured run; and per decode step after the second. */
   readonly shaderPrograms: number | null;
   readonly shaderProgramsPerStepAfterWarmup: number | null;
   readonly tokens: number[][];
@@ -57,9 +57,11 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))]!;
 };
 
+/** Compiled GPU programs so far: WebGL shader programs or WebGPU pipelines (tfjs's caches); null elsewhere. */
 function shaderCount(): number | null {
-  const b = tf.backend() as unknown as { binaryCache?: Record<string, unknown> };
-  return tf.getBackend() === 'webgl' && b.binaryCache ? Object.keys(b.binaryCache).length : null;
+  const b = tf.backend() as unknown as { binaryCache?: Record<string, unknown>; pipelineCache?: Record<string, unknown> };
+  const cache = tf.getBackend() === 'webgl' ? b.binaryCache : tf.getBackend() === 'webgpu' ? b.pipelineCache : undefined;
+  return cache ? Object.keys(cache).length : null;
 }
 
 export type MemoryProbe = () => number | null;

@@ -68,12 +68,8 @@ function setBusy(b: boolean): void {
 }
 
 async function activateBackend(name: string): Promise<void> {
-  if (name === 'webgpu') {
-    // tfjs's WebGPU backend with kvt's reference concat cache (no WebGPU cache package yet)
-    await import('@tensorflow/tfjs-backend-webgpu');
-    if (!(await tf.setBackend('webgpu'))) throw new Error('WebGPU failed to initialize');
-    await tf.ready();
-  } else if (name === 'webgl') await activateWebgl();
+  if (name === 'webgpu') await (await import('@kvt/backend-webgpu')).activate();
+  else if (name === 'webgl') await activateWebgl();
   else if (name === 'wasm') await activateWasm({ wasmPaths: new URL('wasm/', document.baseURI).href });
   else await activateCpu();
   ui.backendStatus.textContent = `active: ${tf.getBackend()}`;
@@ -209,7 +205,7 @@ ui.modelFiles.addEventListener('change', () => {
 
 // Start: WebGL when the browser has it, else WASM; then the default model. WebGPU is offered where the browser has it.
 (async () => {
-  if ('gpu' in navigator) ui.backend.add(new Option('WebGPU (reference cache)', 'webgpu'));
+  if ('gpu' in navigator) ui.backend.add(new Option('WebGPU', 'webgpu'));
   setBusy(true);
   try {
     await activateBackend('webgl');

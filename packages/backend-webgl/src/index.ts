@@ -12,10 +12,10 @@
  */
 import '@tensorflow/tfjs-backend-webgl';
 import * as tf from '@tensorflow/tfjs-core';
-import { registerKVCacheFactory } from '@kvt/models';
-import { BucketKVCache } from './kv-cache/bucket-kv-cache.js';
+import { BucketKVCache, registerKVCacheFactory } from '@kvt/models';
 
-export { BucketKVCache, compiledShaderPrograms } from './kv-cache/bucket-kv-cache.js';
+export { BucketKVCache } from '@kvt/models';
+export { compiledShaderPrograms } from './shader-programs.js';
 
 // The KV cache: fixed-shape buckets with a length mask, so decode steps compile no new shaders (docs/decisions/0002)
 registerKVCacheFactory('webgl', (options) => new BucketKVCache(options));

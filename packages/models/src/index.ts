@@ -16,6 +16,7 @@ export { DecoderOnlyTransformer } from './architectures/decoder-only.js';
 export type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache/kv-cache.js';
 export { ConcatKVCache, groupedAttention } from './kv-cache/concat-cache.js';
 export { HostKVCache } from './kv-cache/host-cache.js';
+export { BucketKVCache } from './kv-cache/bucket-cache.js';
 export { cacheChecks } from './kv-cache/cache-checks.js';
 export { cloneStore, gatherStoreRows, mapStores, type TensorStore } from './kv-cache/tensor-stores.js';
 export { EncoderDecoderKVCache, type CrossKV } from './kv-cache/encoder-decoder-cache.js';

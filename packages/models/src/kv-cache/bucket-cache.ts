@@ -1,6 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DisposedError } from '@kvt/core';
-import { MASKED, cacheChecks, cloneStore, gatherStoreRows, groupedAttention, mapStores, type KVCache, type KVCacheOptions, type TensorStore } from '@kvt/models';
+import { MASKED } from './attention-mask.js';
+import { cacheChecks } from './cache-checks.js';
+import { groupedAttention } from './concat-cache.js';
+import type { KVCache, KVCacheOptions } from './kv-cache.js';
+import { cloneStore, gatherStoreRows, mapStores, type TensorStore } from './tensor-stores.js';
 
 /** Buckets are powers of two: the storage never holds more than 2× the valid length. */
 const MIN_BUCKET = 1;
@@ -12,10 +16,11 @@ const bucketFor = (n: number, max: number) => {
 };
 
 /**
- * The WebGL KV cache: storage tensors `[batch, kvHeads, bucket, headDim]` whose shape stays fixed while the length
- * grows inside a power-of-two bucket, so decode steps reuse the same shader programs (tfjs compiles one program per
- * op and shape). A decode step writes its row with a one-hot position mask, `K' = K·(1 − e_t) + k·e_t` (exact for
- * finite values), and attends over the whole bucket with an additive mask for the positions not yet written (and left
+ * The KV cache of the GPU backends (`@kvt/backend-webgl`, `@kvt/backend-webgpu`): storage tensors
+ * `[batch, kvHeads, bucket, headDim]` whose shape stays fixed while the length grows inside a power-of-two bucket, so
+ * decode steps reuse the same shader programs (tfjs's WebGL and WebGPU backends compile one program per op and
+ * shape). A decode step writes its row with a one-hot position mask, `K' = K·(1 − e_t) + k·e_t` (exact for finite
+ * values), and attends over the whole bucket with an additive mask for the positions not yet written (and left
  * padding). A bucket holds at most 2× the valid length; crossing a power of two pads into the next bucket once.
  *
  * @example
@@ -189,10 +194,4 @@ export class BucketKVCache implements KVCache {
   private check(): void {
     if (this.isDisposed) throw new DisposedError('KV cache');
   }
-}
-
-/** Shader programs tfjs's WebGL backend has compiled so far (its binary cache), or null on another backend. */
-export function compiledShaderPrograms(): number | null {
-  const b = tf.backend() as unknown as { binaryCache?: Record<string, unknown> };
-  return tf.getBackend() === 'webgl' && b.binaryCache ? Object.keys(b.binaryCache).length : null;
 }
