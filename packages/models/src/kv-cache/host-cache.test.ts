@@ -1,0 +1,60 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createRng } from '@kvt/core';
+import { ConcatKVCache } from './concat-cache.js';
+import { HostKVCache } from './host-cache.js';
+import type { KVCache } from './kv-cache.js';
+
+const random = (shape: [number, number, number, number], rng: ReturnType<typeof createRng>) =>
+  tf.tensor4d(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.next() * 2 - 1), shape);
+
+/** Attention outputs of `cache` for a prefill of 5 then 20 single steps, 2 layers, GQA (4 heads over 2). */
+function run(cache: KVCache, headDim: number): Float32Array[] {
+  const rng = createRng(7);
+  const outs: Float32Array[] = [];
+  for (const n of [5, ...Array<number>(20).fill(1)]) {
+    for (let layer = 0; layer < 2; layer++) {
+      const [q, k, v] = [random([2, 4, n, headDim], rng), random([2, 2, n, headDim], rng), random([2, 2, n, headDim], rng)];
+      const out = tf.tidy(() => cache.attend(layer, q, k, v)); // models call attend inside tidy
+      outs.push(out.dataSync() as Float32Array);
+      tf.dispose([q, k, v, out]);
+    }
+    cache.advance(n);
+  }
+  return outs;
+}
+
+describe('HostKVCache kernels', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  // headDim 8 runs the SIMD kernel; headDim 6 (not a multiple of 4) and useSimd: false run the JavaScript loops
+  for (const [headDim, useSimd] of [[8, true], [8, false], [6, true]] as const) {
+    it(`attention equals the concat reference (headDim ${headDim}, ${useSimd ? 'SIMD where possible' : 'JavaScript loops'}), left padding included`, () => {
+      const before = tf.memory().numTensors;
+      const options = { numLayers: 2, batchSize: 2, numKvHeads: 2, headDim, maxLength: 64, capacityHint: 16 };
+      const host = new HostKVCache({ ...options, useSimd });
+      const reference = new ConcatKVCache(options);
+      host.setPadding([0, 2]);
+      reference.setPadding([0, 2]);
+      const a = run(host, headDim);
+      const b = run(reference, headDim);
+      expect(host.capacity).toBe(32); // grew once, from 16
+      host.dispose();
+      reference.dispose();
+      a.forEach((x, i) => {
+        // the prefill's outputs at row 1's two padding positions attend to nothing: not compared
+        const n = i < 2 ? 5 : 1;
+        const padded = (j: number) => i < 2 && Math.floor(j / (4 * n * headDim)) === 1 && Math.floor(j / headDim) % n < 2;
+        let diff = 0;
+        x.forEach((value, j) => {
+          if (!padded(j)) diff = Math.max(diff, Math.abs(value - b[i]![j]!));
+        });
+        expect(diff, `call ${i}`).toBeLessThan(1e-5);
+      });
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  }
+});
