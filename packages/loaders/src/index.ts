@@ -13,7 +13,7 @@ export { fromHuggingFace, generationDefaults, SUPPORTED_MODEL_TYPES, type HfArch
 export { parseCTranslate2 } from './formats/ctranslate2.js';
 export { ScoreBpeTokenizer, type ScoreBpeOptions } from './tokenizers/score-bpe.js';
 export { parseLlama2cTokenizer } from './tokenizers/llama2c-tokenizer.js';
-export { parseSentencePieceModel, readSentencePieceModel, type SentencePiece, type SentencePieceModel } from './tokenizers/sentencepiece-model.js';
+export { parseSentencePieceModel, readSentencePieceModel, sentencePieceTokenizer, type SentencePiece, type SentencePieceModel } from './tokenizers/sentencepiece-model.js';
 export { marianTokenizer, type MarianTokenizerFiles } from './tokenizers/marian-tokenizer.js';
 export { hfTokenizer } from './tokenizers/hf-tokenizer.js';
 export { vocabularyTokenizer } from './tokenizers/vocabulary-tokenizer.js';

@@ -1,6 +1,6 @@
 import { ModelFormatError, UnsupportedError, createDiffStreamDecoder, type StreamDecoder, type Tokenizer } from '@kvt/core';
 import { decodeUtf8 } from '../bytes/binary-reader.js';
-import { parseSentencePieceModel, readSentencePieceModel } from './sentencepiece-model.js';
+import { readSentencePieceModel, sentencePieceTokenizer } from './sentencepiece-model.js';
 
 /** The files of Marian's own tokenizer, as opus-mt folders ship them (no `tokenizer.json`). */
 export interface MarianTokenizerFiles {
@@ -37,7 +37,7 @@ export function marianTokenizer(files: MarianTokenizerFiles): Tokenizer {
       'tokenizer_config.json: separate_vocabs (a target_vocab.json beside vocab.json) is not supported; give the folder a tokenizer.json for each side',
     );
   const spm = readSentencePieceModel(files.sourceSpm, 'source.spm');
-  const sourceSpm = parseSentencePieceModel(files.sourceSpm, 'source.spm');
+  const sourceSpm = sentencePieceTokenizer(spm, 'source.spm');
   const idOfPiece = parseVocab(files.vocab);
   const pieceOfId: string[] = [];
   for (const [piece, id] of idOfPiece) pieceOfId[id] = piece;

@@ -128,7 +128,19 @@ export function readSentencePieceModel(bytes: Uint8Array, file: string): Sentenc
  * ```
  */
 export function parseSentencePieceModel(bytes: Uint8Array, file: string, options: { addEos?: boolean } = {}): Tokenizer {
-  const spm = readSentencePieceModel(bytes, file);
+  return sentencePieceTokenizer(readSentencePieceModel(bytes, file), file, options);
+}
+
+/**
+ * A tokenizer from an already read SentencePiece model (see {@link parseSentencePieceModel}).
+ *
+ * @example
+ * ```ts
+ * const spm = readSentencePieceModel(bytes, 'source.spm');
+ * const tokenizer = sentencePieceTokenizer(spm, 'source.spm');
+ * ```
+ */
+export function sentencePieceTokenizer(spm: SentencePieceModel, file: string, options: { addEos?: boolean } = {}): Tokenizer {
   const { pieces, modelType, byteFallback } = spm;
   const idOfType = (t: number) => pieces.findIndex((p) => p.type === t);
   const find = (s: string) => pieces.findIndex((p) => p.piece === s);
