@@ -10,20 +10,22 @@
  *
  * @packageDocumentation
  */
-import '@tensorflow/tfjs-backend-cpu';
-import * as tf from '@tensorflow/tfjs-core';
-import { HostKVCache, registerKVCacheFactory } from '@kvt/models';
+import './register.js';
+import { cpuBackend } from './backend.js';
 
-// The KV cache: host-memory storage written in place, fused decode attention (docs/decisions/0002-kv-cache-storage.md)
-registerKVCacheFactory('cpu', (options) => new HostKVCache(options));
+export { cpuBackend } from './backend.js';
+export { HostKVCache } from './kernels/kv-cache.js';
 
 export const backendName = 'cpu';
 
-/** Makes `cpu` the active tfjs backend (models loaded afterwards live there). */
-export async function activate(): Promise<void> {
-  tf.env().set('IS_TEST', true); // no "install tfjs-node" banner
-  if (!(await tf.setBackend(backendName))) throw new Error('The cpu backend failed to initialize.');
-  await tf.ready();
+/**
+ * Makes `cpu` the active tfjs backend (models loaded afterwards live there).
+ *
+ * @example
+ * ```ts
+ * await activate();
+ * ```
+ */
+export function activate(): Promise<void> {
+  return cpuBackend.activate();
 }
-
-await activate();

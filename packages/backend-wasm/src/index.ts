@@ -1,6 +1,8 @@
 /**
- * @kvt/backend-wasm: runs kvt on TensorFlow.js's `wasm` backend. Importing it registers the backend and its KV cache
- * and makes it the active backend; import another backend package (or call its `activate()`) to switch.
+ * @kvt/backend-wasm: runs kvt on TensorFlow.js's `wasm` backend with kvt's own WebAssembly SIMD kernels for the decode
+ * step (a whole Llama block per call, attention over a KV cache kept in tfjs-wasm's heap). Importing it registers
+ * the backend, its kernels and its KV cache and, in Node, makes it the active backend; import another backend
+ * package (or call its `activate()`) to switch.
  *
  * @example
  * ```ts
@@ -10,26 +12,23 @@
  *
  * @packageDocumentation
  */
-import '@tensorflow/tfjs-backend-wasm';
-import * as tf from '@tensorflow/tfjs-core';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { HostKVCache, registerKVCacheFactory } from '@kvt/models';
+import './register.js';
+import { wasmBackend, type WasmActivateOptions } from './backend.js';
 
-// The KV cache: host-memory storage written in place, fused decode attention (docs/decisions/0002-kv-cache-storage.md)
-registerKVCacheFactory('wasm', (options) => new HostKVCache(options));
+export { wasmBackend, type WasmActivateOptions } from './backend.js';
+export { WasmKVCache } from './kernels/kv-cache.js';
 
 export const backendName = 'wasm';
 
 /**
  * Makes `wasm` the active tfjs backend (models loaded afterwards live there). In a browser bundle, give the folder
  * (URL) that serves tfjs-backend-wasm's `.wasm` files, before the first activation.
+ *
+ * @example
+ * ```ts
+ * await activate({ wasmPaths: '/assets/tfjs-wasm/' });
+ * ```
  */
-export async function activate(options: { wasmPaths?: string | Record<string, string> } = {}): Promise<void> {
-  tf.env().set('IS_TEST', true); // no "install tfjs-node" banner
-  if (options.wasmPaths) setWasmPaths(options.wasmPaths as Parameters<typeof setWasmPaths>[0]);
-  if (!(await tf.setBackend(backendName))) throw new Error('The wasm backend failed to initialize.');
-  await tf.ready();
+export function activate(options: WasmActivateOptions = {}): Promise<void> {
+  return wasmBackend.activate(options);
 }
-
-// In Node the .wasm files are found beside the package: activate on import. Browsers call activate({ wasmPaths }).
-if (typeof process !== 'undefined' && process.versions?.node) await activate();

@@ -13,15 +13,13 @@ export {
   type EncoderDecoderConfig,
 } from './architectures/encoder-decoder.js';
 export { DecoderOnlyTransformer } from './architectures/decoder-only.js';
-export type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache/kv-cache.js';
+export type { KVCache, KVCacheFactory, KVCacheOptions } from '@kvt/kernels';
 export { ConcatKVCache, groupedAttention } from './kv-cache/concat-cache.js';
-export { HostKVCache } from './kv-cache/host-cache.js';
-export { BucketKVCache } from './kv-cache/bucket-cache.js';
 export { cacheChecks } from './kv-cache/cache-checks.js';
 export { cloneStore, gatherStoreRows, mapStores, type TensorStore } from './kv-cache/tensor-stores.js';
 export { EncoderDecoderKVCache, type CrossKV } from './kv-cache/encoder-decoder-cache.js';
 export { causalPaddingMask, MASKED } from './kv-cache/attention-mask.js';
-export { createKVCache, hasBackendKVCache, registerKVCacheFactory } from './kv-cache/registry.js';
+export { createKVCache, hasBackendKVCache, type KVCacheKind } from './kv-cache/registry.js';
 export { activate, embed, linear, norm, type Activation, type Linear, type Norm } from './layers/ops.js';
 export { sinusoidalTable, rotaryTables, applyRotary, type PositionSpec, type SinusoidalSpec, type LearnedSpec } from './layers/positions.js';
 export { ParameterSet, hostTensor, transpose2d, type HostTensor } from './weights/host-tensor.js';

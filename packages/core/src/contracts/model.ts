@@ -44,8 +44,11 @@ export interface CreateCacheOptions {
   readonly batchSize: number;
   /** Positions to reserve up front (a hint; caches grow as needed up to the model's positions). */
   readonly capacityHint?: number;
-  /** 'backend' (default): the active backend's cache; 'concat': the reference cache. */
-  readonly kind?: 'backend' | 'concat';
+  /**
+   * 'auto' (default): the active backend's cache where a backend package is registered, else the reference;
+   * 'backend': the backend's cache (a typed error where none is registered); 'concat': the reference cache.
+   */
+  readonly kind?: 'auto' | 'backend' | 'concat';
 }
 
 /**
@@ -102,7 +105,7 @@ export interface EncoderDecoderModel {
     readonly encoderState: EncoderState;
     readonly rowsPerSource?: number;
     readonly capacityHint?: number;
-    readonly kind?: 'backend' | 'concat';
+    readonly kind?: 'auto' | 'backend' | 'concat';
   }): EncoderDecoderCache;
   /**
    * Runs decoder inputs `targetIds` (one row per cache row, all the same length) against the encoder state.

@@ -18,7 +18,7 @@ export interface GenerateRequest extends GenerationOptions {
   signal?: AbortSignal;
   /** Called with every generated token. */
   onToken?: (event: TokenEvent) => void;
-  /** How past keys and values are kept (default 'backend'). */
+  /** How past keys and values are kept (default 'auto': the backend's cache where a backend package is imported). */
   cache?: CacheMode;
 }
 
@@ -91,9 +91,9 @@ export async function* generateStream(
   if (config.stopStrings.length > 0 && !request.tokenizer)
     throw new InvalidOptionError('stopStrings', request.stopStrings, 'a tokenizer to go with them (request.tokenizer)');
   validateIdBatch(prompts, model.config.vocabSize, model.config.maxPositions, config.maxNewTokens, 'prompt');
-  const mode = request.cache ?? 'backend';
-  if (mode !== 'backend' && mode !== 'concat' && mode !== 'none')
-    throw new InvalidOptionError('cache', mode, "'backend', 'concat' or 'none'");
+  const mode = request.cache ?? 'auto';
+  if (mode !== 'auto' && mode !== 'backend' && mode !== 'concat' && mode !== 'none')
+    throw new InvalidOptionError('cache', mode, "'auto', 'backend', 'concat' or 'none'");
 
   const longest = Math.max(...prompts.map((p) => p.length));
   const session = decoderOnlySession(model, prompts.length, mode, longest + config.maxNewTokens);

@@ -17,10 +17,11 @@ export interface DecodingSession {
 }
 
 /**
- * How a loop keeps past keys and values: 'backend' (the active backend's cache, the default), 'concat' (the reference
- * cache) or 'none' (recompute the whole prefix every step: for comparison and benchmarks only).
+ * How a loop keeps past keys and values: 'auto' (the default: the active backend's cache where a backend package is
+ * imported, else the reference), 'backend' (the backend's cache; a typed error where none is registered), 'concat'
+ * (the reference cache) or 'none' (recompute the whole prefix every step: for comparison and benchmarks only).
  */
-export type CacheMode = 'backend' | 'concat' | 'none';
+export type CacheMode = 'auto' | 'backend' | 'concat' | 'none';
 
 /** A session over a decoder-only model. */
 export function decoderOnlySession(

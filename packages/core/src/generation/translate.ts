@@ -103,9 +103,9 @@ export async function* translateStream(
   validateIdBatch([[0, ...prefixes[0]!]], model.config.vocabSize, model.config.maxPositions, config.maxNewTokens, 'target');
   const start0 = model.config.specialTokens.decoderStart;
   if (start0 === undefined) throw new InvalidOptionError('model.config.specialTokens.decoderStart', undefined, 'a decoder start token');
-  const mode = request.cache ?? 'backend';
-  if (mode !== 'backend' && mode !== 'concat' && mode !== 'none')
-    throw new InvalidOptionError('cache', mode, "'backend', 'concat' or 'none'");
+  const mode = request.cache ?? 'auto';
+  if (mode !== 'auto' && mode !== 'backend' && mode !== 'concat' && mode !== 'none')
+    throw new InvalidOptionError('cache', mode, "'auto', 'backend', 'concat' or 'none'");
   const tokenizer = request.targetTokenizer ?? request.tokenizer;
   const A = request.alternatives ?? 1;
   if (!Number.isInteger(A) || A < 1 || A > model.config.vocabSize)

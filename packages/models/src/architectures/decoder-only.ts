@@ -12,7 +12,7 @@ import {
   type Logits,
   type ModelConfig,
 } from '@kvt/core';
-import type { KVCache } from '../kv-cache/kv-cache.js';
+import type { KVCache } from '@kvt/kernels';
 import { createKVCache } from '../kv-cache/registry.js';
 
 /** Fills shorter rows with `filler` on the left: returns ids `[b, n]` row-major and each row's padding. */
@@ -72,7 +72,7 @@ export abstract class DecoderOnlyTransformer implements DecoderOnlyModel {
         maxLength: c.maxPositions,
         ...(options.capacityHint !== undefined ? { capacityHint: options.capacityHint } : {}),
       },
-      options.kind ?? 'backend',
+      options.kind ?? 'auto',
     );
   }
 

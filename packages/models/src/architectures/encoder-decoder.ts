@@ -339,7 +339,7 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
     readonly encoderState: EncoderState;
     readonly rowsPerSource?: number;
     readonly capacityHint?: number;
-    readonly kind?: 'backend' | 'concat';
+    readonly kind?: 'auto' | 'backend' | 'concat';
   }): EncoderDecoderKVCache {
     this.check();
     const state = this.state(options.encoderState);
@@ -354,7 +354,7 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
         maxLength: this.c.maxPositions,
         ...(options.capacityHint !== undefined ? { capacityHint: options.capacityHint } : {}),
       },
-      options.kind ?? 'backend',
+      options.kind ?? 'auto',
     );
     return new EncoderDecoderKVCache(self, state.batchSize, G, state);
   }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError, type ModelConfig, type SpecialTokens } from '@kvt/core';
-import type { KVCache } from '../kv-cache/kv-cache.js';
+import type { KVCache } from '@kvt/kernels';
 import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
 import { requirePlausiblePositions, requirePositiveIntegers } from './config-checks.js';

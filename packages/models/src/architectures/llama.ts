@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError, type ModelConfig, type SpecialTokens } from '@kvt/core';
-import type { KVCache } from '../kv-cache/kv-cache.js';
+import { KvtLlamaBlock, cacheTakesKernel, runLlamaBlock, type KVCache, type LlamaBlockAttrs } from '@kvt/kernels';
 import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
 import { GrowingTable, applyRotary, rotaryTables, type Rotary } from '../layers/positions.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
@@ -151,6 +151,7 @@ export class LlamaModel extends DecoderOnlyTransformer {
     const F = this.config.llama.intermediateSize;
     const scale = 1 / Math.sqrt(hd);
     let x: tf.Tensor3D = embed(ids, this.embedding); // [b, n, hidden]
+    if (cacheTakesKernel(cache, KvtLlamaBlock)) return norm(this.fusedBlocks(x, cache), this.finalNorm) as tf.Tensor3D;
     this.layers.forEach((layer, l) => {
       const h = norm(x, layer.attentionNorm);
       const [q, k, v] = tf.split(linear(h, layer.qkv), [H * hd, KV * hd, KV * hd], 2);
@@ -163,6 +164,31 @@ export class LlamaModel extends DecoderOnlyTransformer {
       x = tf.add(x, linear(tf.mul(activate(gate!, 'silu'), up!), layer.down));
     });
     return norm(x, this.finalNorm) as tf.Tensor3D;
+  }
+
+  /** Every block by the backend's fused kernel (one call per layer; positions come from the cache). */
+  private fusedBlocks(x: tf.Tensor3D, cache: KVCache): tf.Tensor3D {
+    const [b, n, d] = x.shape;
+    const { numHeads, numKvHeads, headDim } = this.config;
+    const { intermediateSize, ropeStyle = 'interleaved' } = this.config.llama;
+    const epsilon = this.layers[0]?.attentionNorm.epsilon ?? 1e-5;
+    const attrs: Omit<LlamaBlockAttrs, 'layer'> = { cache, newPositions: n, numHeads, numKvHeads, headDim, intermediateSize, epsilon, ropeStyle };
+    let h = tf.reshape(x, [b * n, d]) as tf.Tensor2D; // rows of batch row r at [r·n, (r+1)·n)
+    this.layers.forEach((layer, l) => {
+      const inputs = {
+        x: h,
+        attentionNorm: layer.attentionNorm.weight,
+        qkv: layer.qkv.w,
+        o: layer.o.w,
+        ffnNorm: layer.ffnNorm.weight,
+        gateUp: layer.gateUp.w,
+        down: layer.down.w,
+        cos: this.rotaryNow.cos,
+        sin: this.rotaryNow.sin,
+      };
+      h = runLlamaBlock(inputs, { ...attrs, layer: l })!;
+    });
+    return tf.reshape(h, [b, n, d]);
   }
 
   protected project(h: tf.Tensor3D): tf.Tensor3D {

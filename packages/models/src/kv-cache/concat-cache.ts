@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DisposedError } from '@kvt/core';
 import { causalPaddingMask } from './attention-mask.js';
-import type { KVCache, KVCacheOptions } from './kv-cache.js';
+import type { KVCache, KVCacheOptions } from '@kvt/kernels';
 import { cacheChecks } from './cache-checks.js';
 import { cloneStore, gatherStoreRows, mapStores, type TensorStore } from './tensor-stores.js';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CacheStateError, DisposedError, type EncoderDecoderCache } from '@kvt/core';
-import type { KVCache } from './kv-cache.js';
+import type { KVCache } from '@kvt/kernels';
 
 /** Cross-attention keys and values of one decoder layer, projected from the encoder output once. */
 export interface CrossKV {

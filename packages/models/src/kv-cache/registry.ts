@@ -1,28 +1,24 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { createBackendKVCache, registeredBackend, type KVCache, type KVCacheOptions } from '@kvt/kernels';
 import { ConcatKVCache } from './concat-cache.js';
-import type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache.js';
 
-const factories = new Map<string, KVCacheFactory>();
+/** Which cache a model creates: the active backend's own ('backend'), the reference ('concat'), or the backend's where one is registered ('auto'). */
+export type KVCacheKind = 'auto' | 'backend' | 'concat';
 
 /**
- * Registers the KV cache a backend package brings for a tfjs backend name. Backend packages call this on import.
+ * The KV cache of `kind` for the active tfjs backend. 'backend' throws a typed error where no backend package is
+ * registered; 'auto' then gives the reference concat cache.
  *
  * @example
  * ```ts
- * registerKVCacheFactory('wasm', (o) => new WasmKVCache(o));
+ * const cache = createKVCache({ numLayers: 2, batchSize: 1, numKvHeads: 2, headDim: 8, maxLength: 64 }, 'concat');
  * ```
  */
-export function registerKVCacheFactory(backendName: string, factory: KVCacheFactory): void {
-  factories.set(backendName, factory);
+export function createKVCache(options: KVCacheOptions, kind: KVCacheKind = 'auto'): KVCache {
+  if (kind === 'concat' || (kind === 'auto' && !registeredBackend())) return new ConcatKVCache(options);
+  return createBackendKVCache(options);
 }
 
-/** The cache for the active tfjs backend ('backend'), or the reference concat cache ('concat', and the fallback). */
-export function createKVCache(options: KVCacheOptions, kind: 'backend' | 'concat' = 'backend'): KVCache {
-  const factory = kind === 'backend' ? factories.get(tf.getBackend()) : undefined;
-  return factory ? factory(options) : new ConcatKVCache(options);
-}
-
-/** Whether a backend cache is registered for the active backend. */
-export function hasBackendKVCache(backendName = tf.getBackend()): boolean {
-  return factories.has(backendName);
+/** Whether a backend package is registered for the tfjs backend (default: the active one). */
+export function hasBackendKVCache(backendName?: string): boolean {
+  return registeredBackend(backendName) !== undefined;
 }

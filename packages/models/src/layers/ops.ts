@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { runLinear, runRmsNorm } from '@kvt/kernels';
 import type { HostTensor } from '../weights/host-tensor.js';
 
 /** A linear layer in kvt's layout: `y = x · w + b`, `w` `[in, out]` (transposed once at load: no transposeB per step). */
@@ -26,13 +27,17 @@ export function linear(x: tf.Tensor, l: Linear): tf.Tensor {
   const inDim = l.w.shape[0];
   const outDim = l.w.shape[1];
   const lead = x.shape.slice(0, -1);
-  let y: tf.Tensor = tf.matMul(tf.reshape(x, [-1, inDim]), l.w);
+  const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
+  let y: tf.Tensor = runLinear(x2, l.w) ?? tf.matMul(x2, l.w); // the backend's own kernel where it has one
   if (l.b) y = tf.add(y, l.b);
   return tf.reshape(y, [...lead, outDim]);
 }
 
 export function norm(x: tf.Tensor, n: Norm): tf.Tensor {
   if (n.kind === 'rms') {
+    const d = x.shape[x.shape.length - 1]!;
+    const fused = runRmsNorm(tf.reshape(x, [-1, d]) as tf.Tensor2D, n.weight, n.epsilon);
+    if (fused) return tf.reshape(fused, x.shape);
     const ms = tf.mean(tf.square(x), -1, true);
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, n.epsilon))), n.weight);
   }

@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createRng } from '@kvt/core';
-import { ConcatKVCache } from './concat-cache.js';
-import { HostKVCache } from './host-cache.js';
-import type { KVCache } from './kv-cache.js';
+import { ConcatKVCache } from '@kvt/models';
+import { HostKVCache } from './kv-cache.js';
+import type { KVCache } from '@kvt/kernels';
 
 const random = (shape: [number, number, number, number], rng: ReturnType<typeof createRng>) =>
   tf.tensor4d(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.next() * 2 - 1), shape);

@@ -2,8 +2,8 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { Cache } from '@kvt/core';
 
 /**
- * The tensor-level side of a KV cache, which models call. Implementations: {@link ConcatKVCache} (the reference, on
- * plain tfjs ops) and one per backend package (`@kvt/backend-cpu`, `-wasm`, `-webgl`).
+ * The tensor-level side of a KV cache, which models call. Implementations: `ConcatKVCache` in `@kvt/models` (the
+ * reference, on plain tfjs ops) and one per backend package (`@kvt/backend-cpu`, `-wasm`, `-webgl`, `-webgpu`).
  *
  * Per layer the cache holds keys and values `[batch, kvHeads, length, headDim]`. A forward pass over `n` new
  * positions calls `attend` once per layer, then `advance(n)` once.
@@ -30,6 +30,11 @@ export interface KVCache extends Cache {
    * tensor-backed caches leave it undefined (their storage shows in `tf.memory().numBytes`).
    */
   readonly hostBytes?: number;
+  /**
+   * Names of the backend kernels (see `kernel-names.ts`) that read and write this cache's storage directly; a model
+   * uses such a kernel only for a cache that lists it.
+   */
+  readonly kernels?: ReadonlySet<string>;
 }
 
 export interface KVCacheOptions {

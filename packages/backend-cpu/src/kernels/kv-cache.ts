@@ -1,10 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CacheStateError, DisposedError } from '@kvt/core';
-import { causalPaddingMask } from './attention-mask.js';
-import { groupedAttention } from './concat-cache.js';
-import type { KVCache, KVCacheOptions } from './kv-cache.js';
-import { cacheChecks } from './cache-checks.js';
-import { hostAttentionWasm } from './kernels/host-attention-wasm.js';
+import type { KVCache, KVCacheOptions } from '@kvt/kernels';
+import { cacheChecks, causalPaddingMask, groupedAttention } from '@kvt/models';
+import { hostAttentionWasm } from './host-attention-wasm.js';
 
 /** Decode steps with at most this many new positions use the fused kernel; longer prefills use tfjs matMuls. */
 const FUSED_MAX_NEW = 8;
@@ -49,7 +47,8 @@ interface Layout {
  *
  * @example
  * ```ts
- * registerKVCacheFactory('wasm', (o) => new HostKVCache(o));
+ * const cache = new HostKVCache({ numLayers: 2, batchSize: 1, numKvHeads: 2, headDim: 8, maxLength: 64 });
+ * cache.dispose();
  * ```
  */
 export class HostKVCache implements KVCache {

@@ -1,10 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DisposedError } from '@kvt/core';
-import { MASKED } from './attention-mask.js';
-import { cacheChecks } from './cache-checks.js';
-import { groupedAttention } from './concat-cache.js';
-import type { KVCache, KVCacheOptions } from './kv-cache.js';
-import { cloneStore, gatherStoreRows, mapStores, type TensorStore } from './tensor-stores.js';
+import { MASKED, cacheChecks, cloneStore, gatherStoreRows, groupedAttention, mapStores, type TensorStore } from '@kvt/models';
+import type { KVCache, KVCacheOptions } from '@kvt/kernels';
 
 /** Buckets are powers of two: the storage never holds more than 2× the valid length. */
 const MIN_BUCKET = 1;
@@ -25,7 +22,8 @@ const bucketFor = (n: number, max: number) => {
  *
  * @example
  * ```ts
- * registerKVCacheFactory('webgl', (o) => new BucketKVCache(o));
+ * const cache = new BucketKVCache({ numLayers: 2, batchSize: 1, numKvHeads: 2, headDim: 8, maxLength: 64 });
+ * cache.dispose();
  * ```
  */
 export class BucketKVCache implements KVCache {

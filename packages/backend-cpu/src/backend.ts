@@ -1,0 +1,23 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Backend } from '@kvt/kernels';
+import { HostKVCache } from './kernels/kv-cache.js';
+
+/**
+ * The cpu backend: tfjs-cpu for every op, and a KV cache in host memory written in place with a fused decode
+ * attention (kernels/kv-cache.ts; docs/decisions/0002-kv-cache-storage.md).
+ *
+ * @example
+ * ```ts
+ * import { cpuBackend } from '@kvt/backend-cpu';
+ * await cpuBackend.activate();
+ * ```
+ */
+export const cpuBackend: Backend = {
+  name: 'cpu',
+  async activate(): Promise<void> {
+    tf.env().set('IS_TEST', true); // no "install tfjs-node" banner
+    if (!(await tf.setBackend('cpu'))) throw new Error('The cpu backend failed to initialize.');
+    await tf.ready();
+  },
+  createKVCache: (options) => new HostKVCache(options),
+};

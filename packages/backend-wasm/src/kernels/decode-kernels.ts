@@ -1,0 +1,97 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import {
+  KvtCacheAttend,
+  KvtLinear,
+  KvtLlamaBlock,
+  KvtRmsNorm,
+  type CacheAttendAttrs,
+  type LlamaBlockAttrs,
+} from '@kvt/kernels';
+import { heapOf } from './heap.js';
+import { WasmKVCache } from './kv-cache.js';
+
+type Inputs = Record<string, tf.TensorInfo>;
+interface Args {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs?: tf.NamedAttrMap;
+}
+
+function wasmCache(cache: unknown): WasmKVCache {
+  if (!(cache instanceof WasmKVCache)) throw new Error('kvt wasm kernels: the cache is not a WasmKVCache');
+  return cache;
+}
+
+/** x [m, in] · w [in, out] → [m, out]. */
+function linear({ inputs, backend }: Args): tf.TensorInfo {
+  const { x, w } = inputs as Inputs;
+  const heap = heapOf(backend);
+  const [inDim, outDim] = w!.shape as [number, number];
+  const m = x!.shape.reduce((a, b) => a * b, 1) / inDim;
+  const out = heap.output([m, outDim]);
+  heap.kernels.linear(heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0);
+  return out;
+}
+
+/** x [m, d] → rmsnorm(x) · weight. */
+function rmsNorm({ inputs, backend, attrs }: Args): tf.TensorInfo {
+  const { x, weight } = inputs as Inputs;
+  const heap = heapOf(backend);
+  const d = weight!.shape[0]!;
+  const m = x!.shape.reduce((a, b) => a * b, 1) / d;
+  const out = heap.output([...x!.shape]);
+  heap.kernels.rms_norm(heap.offset(x!), heap.offset(weight!), heap.offset(out), m, d, (attrs as { epsilon: number }).epsilon);
+  return out;
+}
+
+/** One Llama block over the new positions; see kvt-kernels.c `llama_block`. */
+function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
+  const i = inputs as Inputs;
+  const a = attrs as unknown as LlamaBlockAttrs;
+  const cache = wasmCache(a.cache);
+  const heap = heapOf(backend);
+  const [m, d] = i.x!.shape as [number, number];
+  const n = a.newPositions;
+  const b = m / n;
+  const { numHeads: H, numKvHeads: KV, headDim: hd, intermediateSize: F } = a;
+  const floats = m * d + m * (H + 2 * KV) * hd + m * H * hd + m * 3 * F + cache.length + n; // + scores [len + n]
+  const t = cache.prepareWrite(a.layer, b, n, floats * 4);
+  const out = heap.output([m, d]);
+  const xAt = heap.offset(i.x!);
+  const outAt = heap.offset(out);
+  heap.u8.copyWithin(outAt, xAt, xAt + m * d * 4);
+  const len = cache.length;
+  heap.kernels.llama_block(
+    outAt, heap.offset(i.attentionNorm!), heap.offset(i.qkv!), heap.offset(i.o!), heap.offset(i.ffnNorm!),
+    heap.offset(i.gateUp!), heap.offset(i.down!), heap.offset(i.cos!), heap.offset(i.sin!),
+    t.kRows, t.vRows, t.pads, b, n, len, cache.capacity, d, H, KV, hd, F, a.epsilon, a.ropeStyle === 'half' ? 1 : 0, t.free,
+  );
+  return out;
+}
+
+/** Appends k, v [b, kvHeads, n, hd] at the cache's length and attends q [b, heads, n, hd] over the valid positions. */
+function cacheAttend({ inputs, backend, attrs }: Args): tf.TensorInfo {
+  const { q, k, v } = inputs as Inputs;
+  const { cache: c, layer } = attrs as unknown as CacheAttendAttrs;
+  const cache = wasmCache(c);
+  const heap = heapOf(backend);
+  const [b, H, n, hd] = q!.shape as [number, number, number, number];
+  const KV = cache.numKvHeads;
+  const t = cache.prepareWrite(layer, b, n, (cache.length + n) * 4); // scores [len + n]
+  const cap = cache.capacity;
+  const len = cache.length;
+  heap.kernels.cache_write(heap.offset(k!), KV * n * hd, n * hd, hd, t.kRows, b, n, KV, hd, cap, len);
+  heap.kernels.cache_write(heap.offset(v!), KV * n * hd, n * hd, hd, t.vRows, b, n, KV, hd, cap, len);
+  const out = heap.output([b, H, n, hd]);
+  const o = heap.offset(out);
+  heap.kernels.attend(heap.offset(q!), H * n * hd, n * hd, hd, t.kRows, t.vRows, t.pads, o, H * n * hd, n * hd, hd, b, n, H, KV, hd, cap, len, t.free);
+  return out;
+}
+
+/** The wasm backend's kvt kernels, for tfjs's `registerKernel`. */
+export const wasmKernelConfigs: tf.KernelConfig[] = [
+  { kernelName: KvtLinear, backendName: 'wasm', kernelFunc: linear as unknown as tf.KernelFunc },
+  { kernelName: KvtRmsNorm, backendName: 'wasm', kernelFunc: rmsNorm as unknown as tf.KernelFunc },
+  { kernelName: KvtLlamaBlock, backendName: 'wasm', kernelFunc: llamaBlock as unknown as tf.KernelFunc },
+  { kernelName: KvtCacheAttend, backendName: 'wasm', kernelFunc: cacheAttend as unknown as tf.KernelFunc },
+];

@@ -1,0 +1,247 @@
+// kvt's WebAssembly SIMD kernels for tfjs's wasm backend. They import tfjs-wasm's own memory, so every pointer below
+// is a byte offset into that heap: tensors are read and written where tfjs keeps them (no copy through JavaScript),
+// and the KV cache lives in the same heap. Built by scripts/build-kernels.mjs (clang --target=wasm32 -msimd128) into
+// kvt-kernels-wasm.ts; the build checks the module has no data segments and no stack (it must never write into
+// memory it does not own).
+//
+// Layouts: Linear weights are kvt's [in, out] row-major. A cache row r of a layer holds K and V as [kvHeads, cap, hd].
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+typedef unsigned int usize;
+
+static inline float hsum(v128_t v) {
+  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+         (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+// e^x for float32 (Cephes expf: range reduction by ln 2, degree-6 polynomial; about 1 ulp).
+static inline float kvt_expf(float x) {
+  if (x < -87.33654f) return 0.0f; // below the smallest normal (and -inf)
+  if (x > 88.0f) x = 88.0f;        // the caller never needs more (softmax inputs are ≤ 0)
+  float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  float y = p * r * r + r + 1.0f;
+  return y * __builtin_bit_cast(float, ((int)n + 127) << 23);
+}
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+// y[m, out] (+)= x[m, in] · w[in, out]. Eight weight rows at a time, columns in chunks of 256 (8 KiB of w stays in
+// L1 while every row of x passes over it); accumulate != 0 adds to y (a residual), else y is overwritten.
+EXPORT(linear)
+void linear(const float* x, const float* w, float* y, int m, int in, int out, int accumulate) {
+  if (!accumulate)
+    for (int i = 0; i < m * out; i++) y[i] = 0.0f;
+  const int JB = 256;
+  for (int i0 = 0; i0 < in; i0 += 8) {
+    const int rows = imin(8, in - i0);
+    const float* w0 = w + (usize)i0 * out;
+    for (int j0 = 0; j0 < out; j0 += JB) {
+      const int je = imin(j0 + JB, out);
+      for (int t = 0; t < m; t++) {
+        const float* xr = x + (usize)t * in + i0;
+        float* yr = y + (usize)t * out;
+        if (rows == 8) {
+          const v128_t x0 = wasm_f32x4_splat(xr[0]), x1 = wasm_f32x4_splat(xr[1]);
+          const v128_t x2 = wasm_f32x4_splat(xr[2]), x3 = wasm_f32x4_splat(xr[3]);
+          const v128_t x4 = wasm_f32x4_splat(xr[4]), x5 = wasm_f32x4_splat(xr[5]);
+          const v128_t x6 = wasm_f32x4_splat(xr[6]), x7 = wasm_f32x4_splat(xr[7]);
+          int j = j0;
+          for (; j + 4 <= je; j += 4) {
+            const float* c = w0 + j;
+            v128_t a = wasm_f32x4_add(wasm_f32x4_mul(x0, wasm_v128_load(c)), wasm_f32x4_mul(x1, wasm_v128_load(c + out)));
+            v128_t b = wasm_f32x4_add(wasm_f32x4_mul(x2, wasm_v128_load(c + 2 * out)), wasm_f32x4_mul(x3, wasm_v128_load(c + 3 * out)));
+            v128_t e = wasm_f32x4_add(wasm_f32x4_mul(x4, wasm_v128_load(c + 4 * out)), wasm_f32x4_mul(x5, wasm_v128_load(c + 5 * out)));
+            v128_t f = wasm_f32x4_add(wasm_f32x4_mul(x6, wasm_v128_load(c + 6 * out)), wasm_f32x4_mul(x7, wasm_v128_load(c + 7 * out)));
+            v128_t s = wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(e, f));
+            wasm_v128_store(yr + j, wasm_f32x4_add(wasm_v128_load(yr + j), s));
+          }
+          for (; j < je; j++) {
+            const float* c = w0 + j;
+            float s = ((xr[0] * c[0] + xr[1] * c[out]) + (xr[2] * c[2 * out] + xr[3] * c[3 * out])) +
+                      ((xr[4] * c[4 * out] + xr[5] * c[5 * out]) + (xr[6] * c[6 * out] + xr[7] * c[7 * out]));
+            yr[j] += s;
+          }
+        } else {
+          for (int r = 0; r < rows; r++) {
+            const v128_t xv = wasm_f32x4_splat(xr[r]);
+            const float* c = w0 + (usize)r * out;
+            int j = j0;
+            for (; j + 4 <= je; j += 4)
+              wasm_v128_store(yr + j, wasm_f32x4_add(wasm_v128_load(yr + j), wasm_f32x4_mul(xv, wasm_v128_load(c + j))));
+            for (; j < je; j++) yr[j] += xr[r] * c[j];
+          }
+        }
+      }
+    }
+  }
+}
+
+// y[t] = x[t] · rsqrt(mean(x[t]²) + eps) · w, for t < m rows of d.
+EXPORT(rms_norm)
+void rms_norm(const float* x, const float* w, float* y, int m, int d, float eps) {
+  for (int t = 0; t < m; t++) {
+    const float* xr = x + (usize)t * d;
+    float* yr = y + (usize)t * d;
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    int i = 0;
+    for (; i + 4 <= d; i += 4) {
+      v128_t v = wasm_v128_load(xr + i);
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(v, v));
+    }
+    float ss = hsum(acc);
+    for (; i < d; i++) ss += xr[i] * xr[i];
+    const float r = 1.0f / __builtin_sqrtf(ss / (float)d + eps);
+    for (i = 0; i < d; i++) yr[i] = (xr[i] * r) * w[i];
+  }
+}
+
+static inline float dot(const float* a, const float* b, int n) {
+  v128_t acc0 = wasm_f32x4_splat(0.0f), acc1 = wasm_f32x4_splat(0.0f);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+    acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(wasm_v128_load(a + i + 4), wasm_v128_load(b + i + 4)));
+  }
+  for (; i + 4 <= n; i += 4) acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  float s = hsum(wasm_f32x4_add(acc0, acc1));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+// Writes n new rows per cache row: src(r, g, t) = src + r·sr + g·sg + t·st (floats), a row of hd, goes to position
+// at + t of head g of cache row r: rows[r] + (g·cap + at + t)·hd.
+EXPORT(cache_write)
+void cache_write(const float* src, int sr, int sg, int st, const int* rows, int b, int n, int kvHeads, int hd, int cap, int at) {
+  for (int r = 0; r < b; r++) {
+    float* base = (float*)(usize)rows[r];
+    for (int g = 0; g < kvHeads; g++)
+      for (int t = 0; t < n; t++) {
+        const float* s = src + (usize)r * sr + (usize)g * sg + (usize)t * st;
+        float* d = base + ((usize)g * cap + at + t) * hd;
+        for (int i = 0; i < hd; i++) d[i] = s[i];
+      }
+  }
+}
+
+// Causal attention of n new positions over a cache: for row r, head h, new position t (absolute len + t), softmax of
+// q·K[j] over j in [pads[r], len + t] (left padding masked), times V. q is already scaled by 1/√hd.
+// q(r, h, t) at q + r·qr + h·qh + t·qt, out the same with its own strides; heads share K/V in groups of heads/kvHeads.
+EXPORT(attend)
+void attend(const float* q, int qr, int qh, int qt, const int* kRows, const int* vRows, const int* pads, float* out, int or_,
+            int oh, int ot, int b, int n, int heads, int kvHeads, int hd, int cap, int len, float* scores) {
+  const int group = heads / kvHeads;
+  for (int r = 0; r < b; r++) {
+    const float* K = (const float*)(usize)kRows[r];
+    const float* V = (const float*)(usize)vRows[r];
+    const int start = pads[r];
+    for (int h = 0; h < heads; h++) {
+      const float* Kh = K + (usize)(h / group) * cap * hd;
+      const float* Vh = V + (usize)(h / group) * cap * hd;
+      for (int t = 0; t < n; t++) {
+        const float* qv = q + (usize)r * qr + (usize)h * qh + (usize)t * qt;
+        float* o = out + (usize)r * or_ + (usize)h * oh + (usize)t * ot;
+        const int end = len + t + 1;
+        float mx = -__builtin_inff();
+        for (int j = start; j < end; j++) {
+          const float s = dot(qv, Kh + (usize)j * hd, hd);
+          scores[j] = s;
+          if (s > mx) mx = s;
+        }
+        float sum = 0.0f;
+        for (int j = start; j < end; j++) {
+          const float e = kvt_expf(scores[j] - mx);
+          scores[j] = e;
+          sum += e;
+        }
+        const float inv = 1.0f / sum;
+        for (int i = 0; i < hd; i++) o[i] = 0.0f;
+        for (int j = start; j < end; j++) {
+          const float p = scores[j] * inv;
+          const float* vr = Vh + (usize)j * hd;
+          int i = 0;
+          const v128_t pv = wasm_f32x4_splat(p);
+          for (; i + 4 <= hd; i += 4) wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_mul(pv, wasm_v128_load(vr + i))));
+          for (; i < hd; i++) o[i] += p * vr[i];
+        }
+      }
+    }
+  }
+}
+
+// Rotates `heads` heads of one position in place. half == 0: pairs (2i, 2i+1) (llama2.c, GGUF); else (i, i + hd/2).
+static void rotate(float* v, int heads, int hd, const float* cs, const float* sn, int half) {
+  const int hh = hd / 2;
+  for (int h = 0; h < heads; h++) {
+    float* x = v + (usize)h * hd;
+    if (!half) {
+      for (int i = 0; i < hh; i++) {
+        const float a = x[2 * i], b = x[2 * i + 1], c = cs[i], s = sn[i];
+        x[2 * i] = a * c - b * s;
+        x[2 * i + 1] = a * s + b * c;
+      }
+    } else {
+      for (int i = 0; i < hh; i++) {
+        const float a = x[i], b = x[i + hh], c = cs[i], s = sn[i];
+        x[i] = a * c - b * s;
+        x[i + hh] = b * c + a * s;
+      }
+    }
+  }
+}
+
+// One Llama block (pre-norm attention and SwiGLU) for b rows of n new positions, x [b·n, d] updated in place:
+//   h = rmsnorm(x)·[Wq Wk Wv]; rotary on q, k; q ·= 1/√hd; K/V rows appended to the cache at len…len+n−1;
+//   x += attention(q, cache)·Wo; x += (silu(rmsnorm(x)·Wgate) ⊙ rmsnorm(x)·Wup)·Wdown.
+// kRows/vRows [b]: this layer's K and V storage of each cache row ([kvHeads, cap, hd]); pads [b]: left padding;
+// cos/sin [positions, hd/2]; scratch: floats for h [m·d], qkv [m·(H+2KV)·hd], att [m·H·hd], gu [m·2F], act [m·F],
+// scores [cap] (m = b·n).
+EXPORT(llama_block)
+void llama_block(float* x, const float* attnNorm, const float* wqkv, const float* wo, const float* ffnNorm, const float* wgu,
+                 const float* wdown, const float* cosT, const float* sinT, const int* kRows, const int* vRows, const int* pads,
+                 int b, int n, int len, int cap, int d, int heads, int kvHeads, int hd, int F, float eps, int ropeHalf,
+                 float* scratch) {
+  const int m = b * n, qd = heads * hd, kvd = kvHeads * hd, qkvd = qd + 2 * kvd, hh = hd / 2;
+  float* h = scratch;
+  float* qkv = h + (usize)m * d;
+  float* att = qkv + (usize)m * qkvd;
+  float* gu = att + (usize)m * qd;
+  float* act = gu + (usize)m * 2 * F;
+  float* scores = act + (usize)m * F;
+  const float scale = 1.0f / __builtin_sqrtf((float)hd);
+
+  rms_norm(x, attnNorm, h, m, d, eps);
+  linear(h, wqkv, qkv, m, d, qkvd, 0);
+  for (int r = 0; r < b; r++)
+    for (int t = 0; t < n; t++) {
+      float* row = qkv + (usize)(r * n + t) * qkvd;
+      int pos = len + t - pads[r];
+      if (pos < 0) pos = 0;
+      rotate(row, heads, hd, cosT + (usize)pos * hh, sinT + (usize)pos * hh, ropeHalf);
+      rotate(row + qd, kvHeads, hd, cosT + (usize)pos * hh, sinT + (usize)pos * hh, ropeHalf);
+      for (int i = 0; i < qd; i++) row[i] *= scale;
+    }
+  // k(r, g, t) at qkv + (r·n + t)·qkvd + qd + g·hd; v the same + kvd
+  cache_write(qkv + qd, n * qkvd, hd, qkvd, kRows, b, n, kvHeads, hd, cap, len);
+  cache_write(qkv + qd + kvd, n * qkvd, hd, qkvd, vRows, b, n, kvHeads, hd, cap, len);
+  attend(qkv, n * qkvd, hd, qkvd, kRows, vRows, pads, att, n * qd, hd, qd, b, n, heads, kvHeads, hd, cap, len, scores);
+  linear(att, wo, x, m, qd, d, 1);
+
+  rms_norm(x, ffnNorm, h, m, d, eps);
+  linear(h, wgu, gu, m, d, 2 * F, 0);
+  for (int t = 0; t < m; t++) {
+    const float* g = gu + (usize)t * 2 * F;
+    const float* u = g + F;
+    float* a = act + (usize)t * F;
+    for (int i = 0; i < F; i++) a[i] = (g[i] / (1.0f + kvt_expf(-g[i]))) * u[i];
+  }
+  linear(act, wdown, x, m, F, d, 1);
+}

@@ -1,0 +1,52 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { UnsupportedError } from '@kvt/core';
+import type { KVCache, KVCacheOptions } from './kv-cache.js';
+
+/**
+ * What a backend package brings: the tfjs backend it runs on, how to make it active, its KV cache, and counters a
+ * benchmark can read (compiled shader programs, bytes written per step, …).
+ */
+export interface Backend<ActivateOptions = Record<string, never>> {
+  /** The tfjs backend name ('cpu', 'wasm', 'webgl', 'webgpu'). */
+  readonly name: string;
+  /** Makes this backend the active tfjs backend (models loaded afterwards live there). */
+  activate(options?: ActivateOptions): Promise<void>;
+  /** The backend's own KV cache: storage where the backend computes, written in place. */
+  createKVCache(options: KVCacheOptions): KVCache;
+  /** Counters since the backend was activated, for benchmarks (names are the backend's own). */
+  counters?(): Readonly<Record<string, number>>;
+}
+
+const backends = new Map<string, Backend<never>>();
+
+/**
+ * Registers a backend package's description; its registering module calls this once on import.
+ *
+ * @example
+ * ```ts
+ * registerBackend({ name: 'cpu', activate: async () => void (await tf.setBackend('cpu')), createKVCache: (o) => new ConcatKVCache(o) });
+ * ```
+ */
+export function registerBackend(backend: Backend<never>): void {
+  backends.set(backend.name, backend);
+}
+
+/** The registered backend package for a tfjs backend name (default: the active one), if any. */
+export function registeredBackend(name: string = tf.getBackend()): Backend<never> | undefined {
+  return backends.get(name);
+}
+
+/**
+ * The active backend's own KV cache. Throws a typed error when no backend package is registered for the active tfjs
+ * backend: kvt never silently gives a slower cache than the one asked for.
+ */
+export function createBackendKVCache(options: KVCacheOptions): KVCache {
+  const name = tf.getBackend();
+  const backend = backends.get(name);
+  if (!backend)
+    throw new UnsupportedError(
+      `No kvt backend package is registered for the active tfjs backend '${name}', so there is no backend KV cache. ` +
+        `Import one ('@kvt/backend-cpu', '@kvt/backend-wasm', '@kvt/backend-webgl' or '@kvt/backend-webgpu'), or ask for cache: 'concat'.`,
+    );
+  return backend.createKVCache(options);
+}

@@ -1,0 +1,29 @@
+/**
+ * @kvt/kernels: the contract between kvt's architectures and its backend packages. The KV cache interface every
+ * backend implements, kvt's own kernels by name with typed inputs (each backend registers those it has with tfjs's
+ * `registerKernel`), and the {@link Backend} description a backend package registers.
+ *
+ * @example
+ * ```ts
+ * import { createBackendKVCache } from '@kvt/kernels';
+ * import '@kvt/backend-wasm';
+ * const cache = createBackendKVCache({ numLayers: 2, batchSize: 1, numKvHeads: 4, headDim: 8, maxLength: 512 });
+ * cache.dispose();
+ * ```
+ *
+ * @packageDocumentation
+ */
+export type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache.js';
+export { createBackendKVCache, registerBackend, registeredBackend, type Backend } from './backend.js';
+export { KvtCacheAttend, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
+export {
+  cacheTakesKernel,
+  hasKernel,
+  runCacheAttend,
+  runLinear,
+  runLlamaBlock,
+  runRmsNorm,
+  type CacheAttendAttrs,
+  type LlamaBlockAttrs,
+  type LlamaBlockInputs,
+} from './decode-kernels.js';
