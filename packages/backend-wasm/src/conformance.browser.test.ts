@@ -1,5 +1,5 @@
 import { describeRealFixtures } from '@kvt/loaders/testing';
-import { describeCacheConformance } from '@kvt/models/testing';
+import { describeCacheConformance, describeKernelConformance } from '@kvt/models/testing';
 import plain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import simd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import threaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
@@ -16,4 +16,5 @@ const setup = async () => {
 
 // The same suites as in Node, over the WASM backend's cache, in headless Chromium.
 describeCacheConformance({ backend: 'wasm', cache: 'backend', setup, steps: 32 });
+describeKernelConformance({ backend: 'wasm', setup, tolerance: 1e-5, kernels: ['KvtLinear', 'KvtRmsNorm', 'KvtLlamaBlock', 'KvtCacheAttend'] });
 describeRealFixtures({ backend: 'wasm', cache: 'backend', setup, fixture, readText });

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { generate } from '@kvt/core';
 import { describeRealFixtures } from '@kvt/loaders/testing';
-import { describeCacheConformance, tinyDecoderOnlyModels } from '@kvt/models/testing';
+import { describeCacheConformance, describeKernelConformance, tinyDecoderOnlyModels } from '@kvt/models/testing';
 import { compiledShaderPrograms } from './index.js';
 
 declare const __KVT_FIXTURES__: string;
@@ -11,6 +11,7 @@ const readText = async (p: string) => (await fetch(fixture(p))).text();
 
 // The same suites as in Node, over the WebGL bucket cache, in headless Chromium.
 describeCacheConformance({ backend: 'webgl', cache: 'backend', setup: () => import('./index.js'), steps: 24 });
+describeKernelConformance({ backend: 'webgl', setup: () => import('./index.js'), tolerance: 2e-4, kernels: [] });
 describeRealFixtures({ backend: 'webgl', cache: 'backend', setup: () => import('./index.js'), fixture, readText, tolerance: 2e-4 });
 
 describe('WebGL shader programs', () => {

@@ -34,55 +34,95 @@ static inline float kvt_expf(float x) {
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
-// y[m, out] (+)= x[m, in] · w[in, out]. Eight weight rows at a time, columns in chunks of 256 (8 KiB of w stays in
-// L1 while every row of x passes over it); accumulate != 0 adds to y (a residual), else y is overwritten.
+// y[out] += x[in] · w[in, out] for one row: eight weight rows at a time, swept over the full width (eight sequential
+// streams: this is what keeps a decode step's matrix-vector products near the memory bandwidth).
+static void axpy_rows(const float* x, const float* w, float* y, int in, int out) {
+  int i0 = 0;
+  for (; i0 + 8 <= in; i0 += 8) {
+    const float* w0 = w + (usize)i0 * out;
+    const float *w1 = w0 + out, *w2 = w1 + out, *w3 = w2 + out, *w4 = w3 + out, *w5 = w4 + out, *w6 = w5 + out, *w7 = w6 + out;
+    const v128_t x0 = wasm_f32x4_splat(x[i0]), x1 = wasm_f32x4_splat(x[i0 + 1]);
+    const v128_t x2 = wasm_f32x4_splat(x[i0 + 2]), x3 = wasm_f32x4_splat(x[i0 + 3]);
+    const v128_t x4 = wasm_f32x4_splat(x[i0 + 4]), x5 = wasm_f32x4_splat(x[i0 + 5]);
+    const v128_t x6 = wasm_f32x4_splat(x[i0 + 6]), x7 = wasm_f32x4_splat(x[i0 + 7]);
+    int j = 0;
+    for (; j + 4 <= out; j += 4) {
+      v128_t a = wasm_f32x4_add(wasm_f32x4_mul(x0, wasm_v128_load(w0 + j)), wasm_f32x4_mul(x1, wasm_v128_load(w1 + j)));
+      v128_t b = wasm_f32x4_add(wasm_f32x4_mul(x2, wasm_v128_load(w2 + j)), wasm_f32x4_mul(x3, wasm_v128_load(w3 + j)));
+      v128_t e = wasm_f32x4_add(wasm_f32x4_mul(x4, wasm_v128_load(w4 + j)), wasm_f32x4_mul(x5, wasm_v128_load(w5 + j)));
+      v128_t f = wasm_f32x4_add(wasm_f32x4_mul(x6, wasm_v128_load(w6 + j)), wasm_f32x4_mul(x7, wasm_v128_load(w7 + j)));
+      wasm_v128_store(y + j, wasm_f32x4_add(wasm_v128_load(y + j), wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(e, f))));
+    }
+    for (; j < out; j++)
+      y[j] += ((x[i0] * w0[j] + x[i0 + 1] * w1[j]) + (x[i0 + 2] * w2[j] + x[i0 + 3] * w3[j])) +
+              ((x[i0 + 4] * w4[j] + x[i0 + 5] * w5[j]) + (x[i0 + 6] * w6[j] + x[i0 + 7] * w7[j]));
+  }
+  for (; i0 < in; i0++) {
+    const float* c = w + (usize)i0 * out;
+    const v128_t xv = wasm_f32x4_splat(x[i0]);
+    int j = 0;
+    for (; j + 4 <= out; j += 4) wasm_v128_store(y + j, wasm_f32x4_add(wasm_v128_load(y + j), wasm_f32x4_mul(xv, wasm_v128_load(c + j))));
+    for (; j < out; j++) y[j] += x[i0] * c[j];
+  }
+}
+
+// y[4, 8 columns at j] += x[4 rows, k0…k1) · w[k0…k1, j…j+8]: a register tile (8 accumulators), so each weight
+// vector loaded serves four rows.
+static void tile4x8(const float* x, const float* w, float* y, int in, int out, int j, int k0, int k1) {
+  const float *x0 = x, *x1 = x + in, *x2 = x + 2 * in, *x3 = x + 3 * in;
+  v128_t a0 = wasm_f32x4_splat(0.0f), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+  const float* c = w + (usize)k0 * out + j;
+  for (int k = k0; k < k1; k++, c += out) {
+    const v128_t lo = wasm_v128_load(c), hi = wasm_v128_load(c + 4);
+    v128_t s = wasm_f32x4_splat(x0[k]);
+    a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, lo));
+    b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(s, hi));
+    s = wasm_f32x4_splat(x1[k]);
+    a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, lo));
+    b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(s, hi));
+    s = wasm_f32x4_splat(x2[k]);
+    a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(s, lo));
+    b2 = wasm_f32x4_add(b2, wasm_f32x4_mul(s, hi));
+    s = wasm_f32x4_splat(x3[k]);
+    a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(s, lo));
+    b3 = wasm_f32x4_add(b3, wasm_f32x4_mul(s, hi));
+  }
+  float* y0 = y + j;
+  wasm_v128_store(y0, wasm_f32x4_add(wasm_v128_load(y0), a0));
+  wasm_v128_store(y0 + 4, wasm_f32x4_add(wasm_v128_load(y0 + 4), b0));
+  y0 += out;
+  wasm_v128_store(y0, wasm_f32x4_add(wasm_v128_load(y0), a1));
+  wasm_v128_store(y0 + 4, wasm_f32x4_add(wasm_v128_load(y0 + 4), b1));
+  y0 += out;
+  wasm_v128_store(y0, wasm_f32x4_add(wasm_v128_load(y0), a2));
+  wasm_v128_store(y0 + 4, wasm_f32x4_add(wasm_v128_load(y0 + 4), b2));
+  y0 += out;
+  wasm_v128_store(y0, wasm_f32x4_add(wasm_v128_load(y0), a3));
+  wasm_v128_store(y0 + 4, wasm_f32x4_add(wasm_v128_load(y0 + 4), b3));
+}
+
+// y[m, out] (+)= x[m, in] · w[in, out]; accumulate != 0 adds to y (a residual), else y is overwritten. Rows in
+// groups of four by register tiles (prefill, beams), the rest (a decode step) by full-width row sweeps.
 EXPORT(linear)
 void linear(const float* x, const float* w, float* y, int m, int in, int out, int accumulate) {
   if (!accumulate)
     for (int i = 0; i < m * out; i++) y[i] = 0.0f;
-  const int JB = 256;
-  for (int i0 = 0; i0 < in; i0 += 8) {
-    const int rows = imin(8, in - i0);
-    const float* w0 = w + (usize)i0 * out;
-    for (int j0 = 0; j0 < out; j0 += JB) {
-      const int je = imin(j0 + JB, out);
-      for (int t = 0; t < m; t++) {
-        const float* xr = x + (usize)t * in + i0;
-        float* yr = y + (usize)t * out;
-        if (rows == 8) {
-          const v128_t x0 = wasm_f32x4_splat(xr[0]), x1 = wasm_f32x4_splat(xr[1]);
-          const v128_t x2 = wasm_f32x4_splat(xr[2]), x3 = wasm_f32x4_splat(xr[3]);
-          const v128_t x4 = wasm_f32x4_splat(xr[4]), x5 = wasm_f32x4_splat(xr[5]);
-          const v128_t x6 = wasm_f32x4_splat(xr[6]), x7 = wasm_f32x4_splat(xr[7]);
-          int j = j0;
-          for (; j + 4 <= je; j += 4) {
-            const float* c = w0 + j;
-            v128_t a = wasm_f32x4_add(wasm_f32x4_mul(x0, wasm_v128_load(c)), wasm_f32x4_mul(x1, wasm_v128_load(c + out)));
-            v128_t b = wasm_f32x4_add(wasm_f32x4_mul(x2, wasm_v128_load(c + 2 * out)), wasm_f32x4_mul(x3, wasm_v128_load(c + 3 * out)));
-            v128_t e = wasm_f32x4_add(wasm_f32x4_mul(x4, wasm_v128_load(c + 4 * out)), wasm_f32x4_mul(x5, wasm_v128_load(c + 5 * out)));
-            v128_t f = wasm_f32x4_add(wasm_f32x4_mul(x6, wasm_v128_load(c + 6 * out)), wasm_f32x4_mul(x7, wasm_v128_load(c + 7 * out)));
-            v128_t s = wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(e, f));
-            wasm_v128_store(yr + j, wasm_f32x4_add(wasm_v128_load(yr + j), s));
-          }
-          for (; j < je; j++) {
-            const float* c = w0 + j;
-            float s = ((xr[0] * c[0] + xr[1] * c[out]) + (xr[2] * c[2 * out] + xr[3] * c[3 * out])) +
-                      ((xr[4] * c[4 * out] + xr[5] * c[5 * out]) + (xr[6] * c[6 * out] + xr[7] * c[7 * out]));
-            yr[j] += s;
-          }
-        } else {
-          for (int r = 0; r < rows; r++) {
-            const v128_t xv = wasm_f32x4_splat(xr[r]);
-            const float* c = w0 + (usize)r * out;
-            int j = j0;
-            for (; j + 4 <= je; j += 4)
-              wasm_v128_store(yr + j, wasm_f32x4_add(wasm_v128_load(yr + j), wasm_f32x4_mul(xv, wasm_v128_load(c + j))));
-            for (; j < je; j++) yr[j] += xr[r] * c[j];
-          }
-        }
-      }
-    }
+  const int groups = m / 4, out8 = out & ~7;
+  // blocks of 64 inner rows (a strip then spans 64 pages at most), column strips of 8 inside them, row groups
+  // innermost: a strip of w (64 × 8 floats) stays in L1 while every group of four rows passes over it
+  for (int k0 = 0; k0 < in && groups > 0; k0 += 64) {
+    const int k1 = imin(k0 + 64, in);
+    for (int j = 0; j < out8; j += 8)
+      for (int g = 0; g < groups; g++) tile4x8(x + (usize)g * 4 * in, w, y + (usize)g * 4 * out, in, out, j, k0, k1);
   }
+  for (int t = 0; t < groups * 4 && out8 < out; t++)
+    for (int k = 0; k < in; k++) {
+      const float xv = x[(usize)t * in + k];
+      const float* c = w + (usize)k * out;
+      for (int j = out8; j < out; j++) y[(usize)t * out + j] += xv * c[j];
+    }
+  int t = groups * 4;
+  for (; t < m; t++) axpy_rows(x + (usize)t * in, w, y + (usize)t * out, in, out);
 }
 
 // y[t] = x[t] · rsqrt(mean(x[t]²) + eps) · w, for t < m rows of d.

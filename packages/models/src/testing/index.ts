@@ -1,3 +1,4 @@
 /** Test helpers for backend packages: the cache conformance suite and tiny seeded models. Imports vitest. */
 export { describeCacheConformance, expectClose, type ConformanceOptions } from './conformance.js';
 export { tinyDecoderOnlyModels, tinyEncoderDecoderModels, type TinyDecoderOnly, type TinyEncoderDecoder } from './tiny-models.js';
+export { describeKernelConformance, type KernelConformanceOptions } from './kernel-conformance.js';

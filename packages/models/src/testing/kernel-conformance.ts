@@ -1,0 +1,157 @@
+/**
+ * The kernel-level conformance suite: one call per backend checks its KV cache and its kvt kernels against the
+ * reference (the concat cache, plain tfjs ops) on seeded random q/k/v: appends over a prefill and single steps,
+ * growth, left padding, reorders (permutation, duplication, identity), truncate, fork, bytes and tensor leaks.
+ * Each backend declares its float tolerance (relative to the largest reference value).
+ *
+ * @example
+ * ```ts
+ * // packages/backend-wasm/src/kernels/kernels.test.ts
+ * describeKernelConformance({ backend: 'wasm', setup: () => import('../index.js'), tolerance: 1e-5, kernels: ['KvtLinear'] });
+ * ```
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createRng } from '@kvt/core';
+import { createBackendKVCache, hasKernel, runLinear, runRmsNorm, type KVCache, type KVCacheOptions, type KvtKernelName } from '@kvt/kernels';
+import { ConcatKVCache } from '../kv-cache/concat-cache.js';
+
+export interface KernelConformanceOptions {
+  /** tfjs backend name. */
+  readonly backend: string;
+  /** Registers the backend package (its kernels and cache). */
+  readonly setup: () => Promise<unknown>;
+  /** Largest allowed |backend − reference| ÷ max |reference| (float rounding of the backend's kernels). */
+  readonly tolerance: number;
+  /** The kvt kernels the backend registers (checked to be there, and each against the reference). */
+  readonly kernels: readonly KvtKernelName[];
+}
+
+type Rng = ReturnType<typeof createRng>;
+const random = (shape: number[], rng: Rng) =>
+  tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.next() * 2 - 1), shape);
+
+/** max |a − b| ÷ max |b|, skipping entries `skip(j)` says are undefined (attention of a padding position). */
+function relativeDiff(a: Float32Array, b: Float32Array, skip: (j: number) => boolean = () => false): number {
+  let diff = 0;
+  let scale = 1e-30;
+  b.forEach((v, j) => {
+    if (skip(j)) return;
+    scale = Math.max(scale, Math.abs(v));
+    diff = Math.max(diff, Math.abs(a[j]! - v));
+  });
+  return diff / scale;
+}
+
+export function describeKernelConformance(o: KernelConformanceOptions): void {
+  describe(`kernel conformance: ${o.backend}`, () => {
+    beforeAll(async () => {
+      await o.setup();
+      await tf.setBackend(o.backend);
+    });
+
+    it(`registers the kernels it declares (${o.kernels.join(', ') || 'none'})`, () => {
+      for (const name of o.kernels) expect(hasKernel(name, o.backend), name).toBe(true);
+    });
+
+    const shape = { numLayers: 2, numKvHeads: 2, headDim: 8, maxLength: 96 };
+    const heads = 4; // grouped: two query heads per K/V head
+
+    /** Drives both caches through the same appends; expects equal attention after each, by `tolerance`. */
+    function lockstep(cache: KVCache, reference: KVCache, rng: Rng, steps: readonly number[], label: string): void {
+      const b = cache.batchSize;
+      for (const n of steps) {
+        for (let layer = 0; layer < shape.numLayers; layer++) {
+          const q = random([b, heads, n, shape.headDim], rng);
+          const k = random([b, shape.numKvHeads, n, shape.headDim], rng);
+          const v = random([b, shape.numKvHeads, n, shape.headDim], rng);
+          const got = tf.tidy(() => cache.attend(layer, q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D));
+          const want = tf.tidy(() => reference.attend(layer, q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D));
+          // a position inside a row's left padding attends to nothing: undefined, not compared
+          const start = cache.length;
+          const skip = (j: number) => {
+            const row = Math.floor(j / (heads * n * shape.headDim));
+            const t = Math.floor(j / shape.headDim) % n;
+            return start + t < cache.padding[row]!;
+          };
+          const d = relativeDiff(got.dataSync() as Float32Array, want.dataSync() as Float32Array, skip);
+          expect(d, `${label}: layer ${layer} at length ${cache.length}`).toBeLessThanOrEqual(o.tolerance);
+          tf.dispose([q, k, v, got, want]);
+        }
+        cache.advance(n);
+        reference.advance(n);
+      }
+    }
+
+    function pair(options: Partial<KVCacheOptions> & { batchSize: number }): [KVCache, KVCache] {
+      const all = { ...shape, ...options };
+      return [createBackendKVCache(all), new ConcatKVCache(all)];
+    }
+
+    it('appends and attends like the reference: prefill, single steps, growth, left padding; no leak', () => {
+      const before = tf.memory().numTensors;
+      const rng = createRng(11);
+      const [cache, reference] = pair({ batchSize: 3, capacityHint: 16 });
+      cache.setPadding([0, 3, 1]);
+      reference.setPadding([0, 3, 1]);
+      lockstep(cache, reference, rng, [7, ...Array<number>(30).fill(1), 4], 'append');
+      expect(cache.length).toBe(41);
+      expect(cache.capacity).toBeGreaterThanOrEqual(41);
+      expect(cache.bytes).toBe(2 * shape.numLayers * 3 * shape.numKvHeads * shape.headDim * cache.capacity * 4);
+      cache.dispose();
+      reference.dispose();
+      expect(cache.disposed).toBe(true);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+
+    it('reorder (permutation, duplication, identity, fewer rows), truncate and fork equal the reference', () => {
+      const before = tf.memory().numTensors;
+      const rng = createRng(12);
+      const [cache, reference] = pair({ batchSize: 4, capacityHint: 16 });
+      lockstep(cache, reference, rng, [5, 1, 1], 'prefill');
+      for (const indices of [[3, 2, 1, 0], [0, 0, 2, 2], [0, 1, 2, 3], [1, 1, 1, 0]]) {
+        cache.reorder(indices);
+        reference.reorder(indices);
+        lockstep(cache, reference, rng, [1, 1], `after reorder [${indices.join(', ')}]`);
+      }
+      cache.reorder([2, 0]);
+      reference.reorder([2, 0]);
+      expect(cache.batchSize).toBe(2);
+      lockstep(cache, reference, rng, [1], 'after reorder to 2 rows');
+      cache.truncate(6);
+      reference.truncate(6);
+      lockstep(cache, reference, rng, [2, 1], 'after truncate');
+      const copy = cache.fork();
+      const copyReference = reference.fork();
+      lockstep(copy, copyReference, rng, Array<number>(20).fill(1), 'fork (grows past the original)');
+      lockstep(cache, reference, rng, [1], 'original after the fork advanced');
+      for (const c of [cache, reference, copy, copyReference]) c.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    });
+
+    it.skipIf(!o.kernels.includes('KvtLinear'))('KvtLinear equals tf.matMul over odd sizes and every tail', () => {
+      const rng = createRng(13);
+      for (const [m, inDim, out] of [[1, 8, 8], [1, 13, 7], [3, 17, 9], [4, 24, 16], [5, 9, 33], [9, 70, 21], [1, 288, 30]]) {
+        const x = random([m!, inDim!], rng) as tf.Tensor2D;
+        const w = random([inDim!, out!], rng) as tf.Tensor2D;
+        const got = runLinear(x, w)!;
+        const want = tf.matMul(x, w);
+        expect(got.shape).toEqual([m, out]);
+        expect(relativeDiff(got.dataSync() as Float32Array, want.dataSync() as Float32Array), `[${m}, ${inDim}]·[${inDim}, ${out}]`).toBeLessThanOrEqual(o.tolerance);
+        tf.dispose([x, w, got, want]);
+      }
+    });
+
+    it.skipIf(!o.kernels.includes('KvtRmsNorm'))('KvtRmsNorm equals RMSNorm from tfjs ops', () => {
+      const rng = createRng(14);
+      for (const [m, d] of [[1, 8], [3, 13], [2, 288]]) {
+        const x = random([m!, d!], rng) as tf.Tensor2D;
+        const weight = random([d!], rng) as tf.Tensor1D;
+        const got = runRmsNorm(x, weight, 1e-5)!;
+        const want = tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-5))), weight));
+        expect(relativeDiff(got.dataSync() as Float32Array, want.dataSync() as Float32Array), `[${m}, ${d}]`).toBeLessThanOrEqual(o.tolerance);
+        tf.dispose([x, weight, got, want]);
+      }
+    });
+  });
+}
