@@ -41,6 +41,8 @@ export interface RunRecord extends RunSpec {
   /** WebGL shader programs / WebGPU pipelines compiled during the measured run; and per decode step after the second. */
   readonly shaderPrograms: number | null;
   readonly shaderProgramsPerStepAfterWarmup: number | null;
+  /** tfjs kernels dispatched per decode step (from tf.profile of a 1-token and a 3-token run: their difference ÷ 2). */
+  readonly kernelsPerDecodeStep: number;
   readonly tokens: number[][];
   /** Filled in by the harness: same tokens as every other cache mode of this model and backend. */
   tokensMatch?: boolean | null;
@@ -102,6 +104,9 @@ export async function measure(model: BenchModel, spec: RunSpec, loadMs: number, 
     const total = (x: typeof r) => x.timing.prefillMs + x.timing.decodeMs.reduce((a, b) => a + b, 0);
     if (!best || total(r) < total(best)) best = r;
   }
+  // dispatches per decode step: a 3-token run less a 1-token run (prefill and sampling alike) is two decode steps
+  const kernels = async (n: number) => (await tf.profile(async () => void (await run(n)))).kernels.length;
+  const kernelsPerDecodeStep = ((await kernels(3)) - (await kernels(1))) / 2;
   const r = best!;
   const steps = r.timing.decodeMs;
   const median = quantile(steps, 0.5);
@@ -124,6 +129,7 @@ export async function measure(model: BenchModel, spec: RunSpec, loadMs: number, 
     peakMemoryBytes: peak || null,
     shaderPrograms: shaders,
     shaderProgramsPerStepAfterWarmup: shadersAfterWarmup,
+    kernelsPerDecodeStep,
     tokens: r.tokens,
   };
 }
