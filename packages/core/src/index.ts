@@ -22,6 +22,7 @@ export {
   type LogitsProcessor,
 } from './generation/logits-processors.js';
 export { argmax, sampleFromLogits } from './generation/sampler.js';
+export { yieldToEventLoop } from './generation/yield.js';
 export { createRng, type Rng } from './generation/rng.js';
 export type { FinishReason, Hypothesis, TokenEvent } from './generation/decode-loops.js';
 export { tokensPerSecond } from './generation/decode-loops.js';

@@ -5,6 +5,7 @@ import { buildLogitsProcessors, logSoftmax } from './logits-processors.js';
 import { createRng } from './rng.js';
 import { argmax, sampleFromLogits } from './sampler.js';
 import type { DecodingSession } from './session.js';
+import { yieldToEventLoop } from './yield.js';
 
 /** Why a sequence ended. */
 export type FinishReason = 'stop-token' | 'stop-string' | 'length';
@@ -119,6 +120,7 @@ export async function* sampleLoop(
     }
     if (outputs.every((o) => o.finishReason)) break;
     if (step === config.maxNewTokens - 1) break;
+    await yieldToEventLoop(); // timers, clicks and aborts run between steps
     ctx.checkAbort();
     const t0 = performance.now();
     logits = await session.step(next.map((t) => [t]));
@@ -229,6 +231,7 @@ export async function beamSearch(
       done[g] = groupDone(hyps[g]!, nextBeams[0]!.logProbability, step + 1, N, config, norm);
     }
     if (done.every(Boolean) || step === config.maxNewTokens - 1) break;
+    await yieldToEventLoop(); // timers, clicks and aborts run between steps
     ctx.checkAbort();
     session.reorder(reorder);
     const t0 = performance.now();

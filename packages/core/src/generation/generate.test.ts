@@ -72,6 +72,39 @@ describe('generate (toy model)', () => {
     expect(model.calls.length).toBe(3); // prefill + 2 steps: nothing after the abort
   });
 
+  // A model whose every call holds the thread for 2 ms, as a real CPU/WASM forward does: without a turn of the event
+  // loop between steps, a timer's abort would fire only after all 200 tokens.
+  const blocking = (model: ReturnType<typeof createToyDecoderModel>): typeof model => ({
+    ...model,
+    async forward(...args: Parameters<typeof model.forward>) {
+      const t0 = performance.now();
+      while (performance.now() - t0 < 2);
+      return model.forward(...args);
+    },
+  });
+  for (const [what, extra] of [['greedy', {}], ['beam search', { numBeams: 3 }]] as const) {
+    it(`an abort from a timer takes effect within a step or two (${what}); AbortSignal.timeout too`, async () => {
+      for (const signal of ['controller', 'timeout'] as const) {
+        const model = blocking(createToyDecoderModel({ vocabSize: 11, seed: 1, maxPositions: 512 }));
+        const controller = new AbortController();
+        const abortAt = performance.now() + 20;
+        if (signal === 'controller') setTimeout(() => controller.abort(), 20);
+        let lateSteps = 0;
+        const err = await generate(model, {
+          inputIds: [1, 2],
+          maxNewTokens: 200,
+          stopTokenIds: [],
+          signal: signal === 'controller' ? controller.signal : AbortSignal.timeout(20),
+          ...extra,
+          onToken: () => void (performance.now() > abortAt && lateSteps++),
+        }).catch((e: unknown) => e);
+        expect(AbortedError.isInstance(err), signal).toBe(true);
+        expect(model.calls.length, signal).toBeLessThan(60); // ≈ 20 ms / 2 ms per call, not 201
+        expect(lateSteps, `${signal}: tokens after the abort was due`).toBeLessThanOrEqual(2 * ('numBeams' in extra ? 3 : 1) + 2);
+      }
+    });
+  }
+
   it('validates options and inputs with typed errors', async () => {
     const model = createToyDecoderModel({ vocabSize: 11, seed: 1, maxPositions: 32 });
     const bad = async (req: object) => generate(model, { inputIds: [1], ...req }).catch((e: unknown) => e);

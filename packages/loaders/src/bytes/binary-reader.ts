@@ -97,6 +97,14 @@ export function decodeUtf8(bytes: Uint8Array, file: string, what: string): strin
 }
 
 /** float32 values from little-endian bytes (copied, so alignment never matters). */
+/**
+ * Little-endian float32 data as a view of `bytes` (no copy) where it is 4-byte aligned, else a copy. The view keeps
+ * the file's buffer alive while it is used.
+ */
+export function float32View(bytes: Uint8Array): Float32Array {
+  return bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2) : float32From(bytes);
+}
+
 export function float32From(bytes: Uint8Array): Float32Array {
   return new Float32Array(bytes.slice().buffer);
 }

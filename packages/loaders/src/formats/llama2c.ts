@@ -1,5 +1,5 @@
-import { ParameterSet, hostTensor, transpose2d, type LlamaConfig } from '@kvt/models';
-import { BinaryReader, float32From } from '../bytes/binary-reader.js';
+import { ParameterSet, hostTensor, transpose2d, type HostTensor, type LlamaConfig } from '@kvt/models';
+import { BinaryReader, float32View } from '../bytes/binary-reader.js';
 
 /** What a llama2.c checkpoint holds: a Llama config and its parameters in kvt's layout. */
 export interface ParsedCheckpoint<C> {
@@ -55,7 +55,7 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, file: string): ParsedC
   const floats = layout.reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
   if (28 + 4 * floats !== bytes.byteLength)
     r.fail(`the header implies ${28 + 4 * floats} bytes but the file has ${bytes.byteLength}; it is truncated or the header is wrong`);
-  const data = float32From(bytes.subarray(28));
+  const data = float32View(bytes.subarray(28));
   let off = 0;
   const next = (shape: number[]) => {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -66,22 +66,25 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, file: string): ParsedC
   const blocks = Object.fromEntries(layout.map(([name, shape]) => [name, next(shape)])) as Record<string, Float32Array>;
   const params = new ParameterSet(file);
   const perLayer = (name: string, i: number, size: number) => blocks[name]!.subarray(i * size, (i + 1) * size);
-  // [out, in] → kvt's [in, out]
-  const linear = (name: string, i: number, out: number, inn: number) => transpose2d(hostTensor(perLayer(name, i, out * inn), [out, inn]));
+  // [out, in] → kvt's [in, out], transposed when the model takes it (one copy at a time, not all at once)
+  const linear = (name: string, i: number, out: number, inn: number): [number[], () => HostTensor] => [
+    [inn, out],
+    () => transpose2d(hostTensor(perLayer(name, i, out * inn), [out, inn])),
+  ];
   params.set('embedding', hostTensor(blocks.embedding!, [V, d]));
   for (let i = 0; i < L; i++) {
     params.set(`layers.${i}.attentionNorm`, hostTensor(perLayer('rms_att', i, d), [d]));
-    params.set(`layers.${i}.q`, linear('wq', i, d, d));
-    params.set(`layers.${i}.k`, linear('wk', i, kvd, d));
-    params.set(`layers.${i}.v`, linear('wv', i, kvd, d));
-    params.set(`layers.${i}.o`, linear('wo', i, d, d));
+    params.setLazy(`layers.${i}.q`, ...linear('wq', i, d, d));
+    params.setLazy(`layers.${i}.k`, ...linear('wk', i, kvd, d));
+    params.setLazy(`layers.${i}.v`, ...linear('wv', i, kvd, d));
+    params.setLazy(`layers.${i}.o`, ...linear('wo', i, d, d));
     params.set(`layers.${i}.ffnNorm`, hostTensor(perLayer('rms_ffn', i, d), [d]));
-    params.set(`layers.${i}.gate`, linear('w1', i, F, d));
-    params.set(`layers.${i}.down`, linear('w2', i, d, F));
-    params.set(`layers.${i}.up`, linear('w3', i, F, d));
+    params.setLazy(`layers.${i}.gate`, ...linear('w1', i, F, d));
+    params.setLazy(`layers.${i}.down`, ...linear('w2', i, d, F));
+    params.setLazy(`layers.${i}.up`, ...linear('w3', i, F, d));
   }
   params.set('finalNorm', hostTensor(blocks.rms_final!, [d]));
-  if (!shared) params.set('output', transpose2d(hostTensor(blocks.wcls!, [V, d])));
+  if (!shared) params.setLazy('output', [d, V], () => transpose2d(hostTensor(blocks.wcls!, [V, d])));
   const config: LlamaConfig = {
     architecture: 'llama',
     vocabSize: V,

@@ -32,10 +32,17 @@ export function transpose2d(t: HostTensor): HostTensor {
  * ```
  */
 export class ParameterSet {
-  private readonly map = new Map<string, HostTensor>();
+  // a tensor, or how to make it: lazy entries (a transpose, a conversion) are built when taken and not kept, so a
+  // loader never holds every converted copy at once (peak memory ≈ the file + one tensor)
+  private readonly map = new Map<string, HostTensor | { readonly shape: readonly number[]; readonly make: () => HostTensor }>();
   constructor(readonly source: string) {}
   set(name: string, t: HostTensor): this {
     this.map.set(name, t);
+    return this;
+  }
+  /** An entry of `shape` built by `make` each time it is taken (and not kept). */
+  setLazy(name: string, shape: readonly number[], make: () => HostTensor): this {
+    this.map.set(name, { shape: [...shape], make });
     return this;
   }
   has(name: string): boolean {
@@ -49,13 +56,13 @@ export class ParameterSet {
     if (!t) throw new ModelFormatError(this.source, `missing tensor ${name} (expected shape [${shape.join(', ')}])`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
       throw new ShapeMismatchError(`${this.source}: ${name}`, shape, t.shape, 'the weights disagree with the config');
-    return t;
+    return 'make' in t ? t.make() : t;
   }
   /** The tensor as stored, whatever its shape (throws when missing). */
   get(name: string): HostTensor {
     const t = this.map.get(name);
     if (!t) throw new ModelFormatError(this.source, `missing tensor ${name}`);
-    return t;
+    return 'make' in t ? t.make() : t;
   }
   optional(name: string, shape: readonly number[]): HostTensor | undefined {
     return this.map.has(name) ? this.take(name, shape) : undefined;
