@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KVCache } from './kv-cache.js';
+import type { KVStorage, WriteContext } from './kv-cache-container.js';
 import { KvtCacheAttend, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
 
 /** Whether the backend (default: the active one) registered kvt kernel `name`. */
@@ -65,13 +66,14 @@ export function runLlamaBlock(inputs: LlamaBlockInputs, attrs: LlamaBlockAttrs):
   return run<tf.Tensor2D>(KvtLlamaBlock, { ...inputs }, attrs);
 }
 
-/** q `[batch, heads, n, headDim]` (scaled), k/v `[batch, kvHeads, n, headDim]`; see `KVCache.attend`. */
+/** q `[batch, heads, n, headDim]` (scaled), k/v `[batch, kvHeads, n, headDim]`; see `KVStorage.attend`. */
 export interface CacheAttendAttrs {
-  readonly cache: KVCache;
+  readonly storage: KVStorage;
   readonly layer: number;
+  readonly at: WriteContext;
 }
 
-/** `KVCache.attend` by the backend's {@link KvtCacheAttend}: the cache implementations call this. */
+/** `KVStorage.attend` by the backend's {@link KvtCacheAttend}: a backend's storage calls this. */
 export function runCacheAttend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, attrs: CacheAttendAttrs): tf.Tensor4D {
   return run<tf.Tensor4D>(KvtCacheAttend, { q, k, v }, attrs);
 }

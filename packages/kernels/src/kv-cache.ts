@@ -29,12 +29,12 @@ export interface KVCache extends Cache {
    * Bytes held outside tfjs (host memory such as a `WebAssembly.Memory`), for caches that keep their storage there;
    * tensor-backed caches leave it undefined (their storage shows in `tf.memory().numBytes`).
    */
-  readonly hostBytes?: number;
+  readonly hostBytes?: number | undefined;
   /**
    * Names of the backend kernels (see `kernel-names.ts`) that read and write this cache's storage directly; a model
    * uses such a kernel only for a cache that lists it.
    */
-  readonly kernels?: ReadonlySet<string>;
+  readonly kernels?: ReadonlySet<string> | undefined;
 }
 
 export interface KVCacheOptions {

@@ -14,8 +14,7 @@ export {
 } from './architectures/encoder-decoder.js';
 export { DecoderOnlyTransformer } from './architectures/decoder-only.js';
 export type { KVCache, KVCacheFactory, KVCacheOptions } from '@kvt/kernels';
-export { ConcatKVCache, groupedAttention } from './kv-cache/concat-cache.js';
-export { cacheChecks } from './kv-cache/cache-checks.js';
+export { ConcatKVCache, ConcatStorage, groupedAttention } from './kv-cache/concat-cache.js';
 export { cloneStore, gatherStoreRows, mapStores, type TensorStore } from './kv-cache/tensor-stores.js';
 export { EncoderDecoderKVCache, type CrossKV } from './kv-cache/encoder-decoder-cache.js';
 export { causalPaddingMask, MASKED } from './kv-cache/attention-mask.js';

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { CacheStateError, DisposedError } from '@kvt/core';
-import type { KVCache, KVCacheOptions } from '@kvt/kernels';
-import { cacheChecks, causalPaddingMask, groupedAttention } from '@kvt/models';
+import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
+import { causalPaddingMask, groupedAttention } from '@kvt/models';
 import { hostAttentionWasm } from './host-attention-wasm.js';
 
 /** Decode steps with at most this many new positions use the fused kernel; longer prefills use tfjs matMuls. */
@@ -38,48 +37,30 @@ interface Layout {
 }
 
 /**
- * A KV cache in host memory for the CPU and WASM backends: K and V of every layer in one `WebAssembly.Memory`,
- * `[batch, kvHeads, capacity, headDim]`. Appending writes the new rows in place: O(1) in the length, with capacity
+ * Host-memory storage for the CPU backend: K and V of every layer in one `WebAssembly.Memory`,
+ * `[rows, kvHeads, capacity, headDim]`. Appending writes the new rows in place: O(1) in the length, with capacity
  * doubling when full (amortized growth, never past the model's positions). Decode-step attention is a fused kernel
  * that reads only the valid positions `[padding[b], length)`: q·K by WebAssembly SIMD, softmax in JS, Σ p·V by SIMD;
  * no concat, no copy of the cache, no tensor per step but the output. Where WebAssembly SIMD is missing the same
  * loops run in JavaScript. See docs/decisions/0002-kv-cache-storage.md.
- *
- * @example
- * ```ts
- * const cache = new HostKVCache({ numLayers: 2, batchSize: 1, numKvHeads: 2, headDim: 8, maxLength: 64 });
- * cache.dispose();
- * ```
  */
-export class HostKVCache implements KVCache {
-  readonly numLayers: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
-  readonly maxLength: number;
+export class HostStorage implements KVStorage {
   private layout: Layout;
-  private rows: number;
   private cap: number;
-  private len = 0;
-  private pads: number[];
-  private isDisposed = false;
 
-  constructor(options: KVCacheOptions & { readonly useSimd?: boolean }) {
-    this.numLayers = options.numLayers;
-    this.numKvHeads = options.numKvHeads;
-    this.headDim = options.headDim;
-    this.maxLength = options.maxLength;
-    this.rows = options.batchSize;
-    this.useSimd = options.useSimd ?? true;
-    this.cap = Math.min(this.maxLength, Math.max(16, options.capacityHint ?? 64));
-    this.layout = this.allocate(this.rows, this.cap);
-    this.pads = new Array<number>(this.rows).fill(0);
+  constructor(
+    private readonly options: KVCacheOptions,
+    private readonly useSimd: boolean,
+    rows = options.batchSize,
+    cap = Math.min(options.maxLength, Math.max(16, options.capacityHint ?? 64)),
+  ) {
+    this.cap = cap;
+    this.layout = this.allocate(rows, cap);
   }
-
-  private readonly useSimd: boolean;
 
   /** A fresh memory laid out for `rows` × `cap` (16-byte aligned regions). */
   private allocate(rows: number, cap: number): Layout {
-    const { numLayers: L, numKvHeads: kvh, headDim: hd } = this;
+    const { numLayers: L, numKvHeads: kvh, headDim: hd } = this.options;
     const align = (x: number) => Math.ceil(x / 16) * 16;
     const scratch = align(hd * 4); // one head at a time
     const store = align(rows * kvh * cap * hd * 4);
@@ -101,81 +82,56 @@ export class HostKVCache implements KVCache {
     return { memory, f32: new Float32Array(memory.buffer), kernel, q, out, scores, k, v };
   }
 
-  private get storeFloats(): number {
-    return this.rows * this.numKvHeads * this.cap * this.headDim;
-  }
-  get batchSize(): number {
-    return this.rows;
-  }
-  get length(): number {
-    return this.len;
-  }
   get capacity(): number {
     return this.cap;
   }
-  /** Bytes of K/V storage (capacity, every layer); the kernel's scratch is not counted. */
-  get bytes(): number {
-    return 2 * this.numLayers * this.storeFloats * 4;
-  }
   /** Bytes of the `WebAssembly.Memory` really held: K/V, one head's scratch, rounded up to 64 KiB pages. */
   get hostBytes(): number {
-    return this.isDisposed ? 0 : this.layout.memory.buffer.byteLength;
-  }
-  get padding(): readonly number[] {
-    return this.pads;
-  }
-  get disposed(): boolean {
-    return this.isDisposed;
+    return this.layout.memory.buffer.byteLength;
   }
 
-  setPadding(padding: readonly number[]): void {
-    this.check();
-    this.pads = cacheChecks.padding(padding, this.rows, this.len);
-  }
-
-  /** Copies rows (`from[i]` → row i) and the first `len` positions into a new layout of `newCap`. */
-  private relayout(from: readonly number[], newCap: number): void {
+  /** Copies rows (`from[i]` → row i) and the first `length` positions into a new layout of `newCap`. */
+  private relayout(from: readonly number[], newCap: number, length: number): void {
     const old = this.layout;
     const oldCap = this.cap;
     const next = this.allocate(from.length, newCap);
-    const { numKvHeads: kvh, headDim: hd } = this;
-    for (let l = 0; l < this.numLayers; l++) {
+    const { numKvHeads: kvh, headDim: hd } = this.options;
+    for (let l = 0; l < this.options.numLayers; l++) {
       for (const [src, dst] of [[old.k[l]!, next.k[l]!], [old.v[l]!, next.v[l]!]] as const) {
         from.forEach((r, to) => {
           for (let h = 0; h < kvh; h++) {
             const s = src / 4 + (r * kvh + h) * oldCap * hd;
-            next.f32.set(old.f32.subarray(s, s + this.len * hd), dst / 4 + (to * kvh + h) * newCap * hd);
+            next.f32.set(old.f32.subarray(s, s + length * hd), dst / 4 + (to * kvh + h) * newCap * hd);
           }
         });
       }
     }
     this.layout = next;
     this.cap = newCap;
-    this.rows = from.length;
   }
 
-  attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
-    this.check();
+  reserve(needed: number, length: number, rows: number): void {
+    // amortized growth: double (never past the model's positions), copying the valid rows once
+    const cap = Math.min(this.options.maxLength, Math.max(needed, 2 * this.cap));
+    this.relayout(Array.from({ length: rows }, (_, r) => r), cap, length);
+  }
+
+  attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): tf.Tensor4D {
     const [b, H, n, hd] = q.shape;
-    const kvh = this.numKvHeads;
-    if (b !== this.rows) throw new CacheStateError(`attend got ${b} rows; the cache holds ${this.rows}.`);
-    if (layer === 0 && this.len + n > this.cap) {
-      cacheChecks.room(this.len, n, this.maxLength);
-      // amortized growth: double (never past the model's positions), copying the valid rows once
-      this.relayout(Array.from({ length: this.rows }, (_, r) => r), Math.min(this.maxLength, Math.max(this.len + n, 2 * this.cap)));
-    }
+    const kvh = this.options.numKvHeads;
     const { f32 } = this.layout;
     const cap = this.cap;
+    const len = at.start;
     const kBase = this.layout.k[layer]! / 4;
     const vBase = this.layout.v[layer]! / 4;
     // write the new rows in place: K[b, h, len + i, :] = k[b, h, i, :]
     const kIn = k.dataSync() as Float32Array;
     const vIn = v.dataSync() as Float32Array;
     for (let bh = 0; bh < b * kvh; bh++) {
-      f32.set(kIn.subarray(bh * n * hd, (bh + 1) * n * hd), kBase + (bh * cap + this.len) * hd);
-      f32.set(vIn.subarray(bh * n * hd, (bh + 1) * n * hd), vBase + (bh * cap + this.len) * hd);
+      f32.set(kIn.subarray(bh * n * hd, (bh + 1) * n * hd), kBase + (bh * cap + len) * hd);
+      f32.set(vIn.subarray(bh * n * hd, (bh + 1) * n * hd), vBase + (bh * cap + len) * hd);
     }
-    const total = this.len + n;
+    const total = len + n;
     if (n > FUSED_MAX_NEW) {
       // a long prefill: matMuls over a copy of the valid rows (once per prompt)
       const view = (base: number) => {
@@ -183,18 +139,18 @@ export class HostKVCache implements KVCache {
         for (let bh = 0; bh < b * kvh; bh++) out.set(f32.subarray(base + bh * cap * hd, base + (bh * cap + total) * hd), bh * total * hd);
         return tf.tensor4d(out, [b, kvh, total, hd]);
       };
-      const mask = tf.tensor4d(causalPaddingMask(this.pads, this.len, n, total), [b, 1, n, total]);
+      const mask = tf.tensor4d(causalPaddingMask(at.padding, len, n, total), [b, 1, n, total]);
       return groupedAttention(q, view(kBase), view(vBase), mask);
     }
-    return tf.tensor4d(this.fusedAttention(q.dataSync() as Float32Array, layer, b, H, n), [b, H, n, hd]);
+    return tf.tensor4d(this.fusedAttention(q.dataSync() as Float32Array, layer, b, H, n, at), [b, H, n, hd]);
   }
 
-  /** softmax(q · Kᵀ) · V over positions [padding[b], len + i] of each row; q is already scaled. */
-  private fusedAttention(qd: Float32Array, layer: number, b: number, H: number, n: number): Float32Array {
+  /** softmax(q · Kᵀ) · V over positions [padding[b], start + i] of each row; q is already scaled. */
+  private fusedAttention(qd: Float32Array, layer: number, b: number, H: number, n: number, at: WriteContext): Float32Array {
     const { f32, kernel } = this.layout;
-    const hd = this.headDim;
+    const hd = this.options.headDim;
     const cap = this.cap;
-    const groups = H / this.numKvHeads;
+    const groups = H / this.options.numKvHeads;
     const qAt = this.layout.q;
     const outAt = this.layout.out;
     const sAt = this.layout.scores;
@@ -203,15 +159,15 @@ export class HostKVCache implements KVCache {
     const outHead = f32.subarray(outAt / 4, outAt / 4 + hd);
     const result = new Float32Array(b * H * n * hd); // [b, H, n, hd]
     for (let r = 0; r < b; r++) {
-      const start = this.pads[r]!;
+      const start = at.padding[r]!;
       for (let h = 0; h < H; h++) {
-        const head = (r * this.numKvHeads + Math.floor(h / groups)) * cap * hd * 4;
+        const head = (r * this.options.numKvHeads + Math.floor(h / groups)) * cap * hd * 4;
         const kAt = this.layout.k[layer]! + head;
         const vAt = this.layout.v[layer]! + head;
         for (let i = 0; i < n; i++) {
           const row = ((r * H + h) * n + i) * hd;
           qHead.set(qd.subarray(row, row + hd));
-          const end = this.len + i + 1;
+          const end = at.start + i + 1;
           if (kernel) kernel.dots(qAt, kAt, start, end, hd, sAt);
           else jsDots(f32, qAt / 4, kAt / 4, start, end, hd, scores);
           let max = -Infinity;
@@ -233,48 +189,34 @@ export class HostKVCache implements KVCache {
     return result;
   }
 
-  advance(n: number): void {
-    this.len += n;
+  reorder(indices: readonly number[], length: number): void {
+    this.relayout(indices, this.cap, length);
   }
 
-  reorder(indices: readonly number[]): void {
-    this.check();
-    cacheChecks.reorder(indices, this.rows);
-    this.relayout(indices, this.cap);
-    this.pads = indices.map((i) => this.pads[i]!);
-  }
-
-  truncate(length: number): void {
-    this.check();
-    cacheChecks.truncate(length, this.len);
-    this.len = length;
-  }
-
-  fork(): HostKVCache {
-    this.check();
-    const copy = new HostKVCache({
-      numLayers: this.numLayers,
-      batchSize: this.rows,
-      numKvHeads: this.numKvHeads,
-      headDim: this.headDim,
-      maxLength: this.maxLength,
-      capacityHint: this.cap,
-      useSimd: this.useSimd,
-    });
+  fork(_length: number, rows: number): HostStorage {
+    const copy = new HostStorage(this.options, this.useSimd, rows, this.cap);
     copy.layout.f32.set(this.layout.f32);
-    copy.len = this.len;
-    copy.pads = [...this.pads];
     return copy;
   }
 
   dispose(): void {
-    if (this.isDisposed) return;
     this.layout = { ...this.layout, f32: new Float32Array(0) };
-    this.isDisposed = true;
   }
+}
 
-  private check(): void {
-    if (this.isDisposed) throw new DisposedError('KV cache');
+/**
+ * The CPU backend's KV cache: {@link HostStorage} in the shared container.
+ *
+ * @example
+ * ```ts
+ * const cache = new HostKVCache({ numLayers: 2, batchSize: 1, numKvHeads: 2, headDim: 8, maxLength: 64 });
+ * cache.dispose();
+ * ```
+ */
+export class HostKVCache extends KVCacheContainer<HostStorage> {
+  /** `useSimd: false` runs the JavaScript loops (for tests; SIMD is used wherever it exists). */
+  constructor(options: KVCacheOptions & { readonly useSimd?: boolean }) {
+    super(options, new HostStorage(options, options.useSimd ?? true));
   }
 }
 

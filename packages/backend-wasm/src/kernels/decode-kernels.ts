@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import {
+  KVCacheContainer,
   KvtCacheAttend,
   KvtLinear,
   KvtLlamaBlock,
@@ -8,7 +9,7 @@ import {
   type LlamaBlockAttrs,
 } from '@kvt/kernels';
 import { heapOf } from './heap.js';
-import { WasmKVCache } from './kv-cache.js';
+import { WasmStorage } from './kv-cache.js';
 
 type Inputs = Record<string, tf.TensorInfo>;
 interface Args {
@@ -17,9 +18,9 @@ interface Args {
   attrs?: tf.NamedAttrMap;
 }
 
-function wasmCache(cache: unknown): WasmKVCache {
-  if (!(cache instanceof WasmKVCache)) throw new Error('kvt wasm kernels: the cache is not a WasmKVCache');
-  return cache;
+function wasmStorage(storage: unknown): WasmStorage {
+  if (!(storage instanceof WasmStorage)) throw new Error('kvt wasm kernels: the cache storage is not the wasm backend\'s');
+  return storage;
 }
 
 /** x [m, in] · w [in, out] → [m, out]. */
@@ -48,23 +49,26 @@ function rmsNorm({ inputs, backend, attrs }: Args): tf.TensorInfo {
 function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const i = inputs as Inputs;
   const a = attrs as unknown as LlamaBlockAttrs;
-  const cache = wasmCache(a.cache);
+  if (!(a.cache instanceof KVCacheContainer)) throw new Error('kvt wasm kernels: the cache is not a KVCacheContainer');
+  const cache = a.cache;
+  const storage = wasmStorage(cache.storage);
   const heap = heapOf(backend);
   const [m, d] = i.x!.shape as [number, number];
   const n = a.newPositions;
   const b = m / n;
   const { numHeads: H, numKvHeads: KV, headDim: hd, intermediateSize: F } = a;
-  const floats = m * d + m * (H + 2 * KV) * hd + m * H * hd + m * 3 * F + cache.length + n; // + scores [len + n]
-  const t = cache.prepareWrite(a.layer, b, n, floats * 4);
+  const at = cache.prepareWrite(a.layer, b, n);
+  const len = at.start;
+  const floats = m * d + m * (H + 2 * KV) * hd + m * H * hd + m * 3 * F + len + n; // + scores [len + n]
+  const t = storage.tables(a.layer, at, floats * 4);
   const out = heap.output([m, d]);
   const xAt = heap.offset(i.x!);
   const outAt = heap.offset(out);
   heap.u8.copyWithin(outAt, xAt, xAt + m * d * 4);
-  const len = cache.length;
   heap.kernels.llama_block(
     outAt, heap.offset(i.attentionNorm!), heap.offset(i.qkv!), heap.offset(i.o!), heap.offset(i.ffnNorm!),
     heap.offset(i.gateUp!), heap.offset(i.down!), heap.offset(i.cos!), heap.offset(i.sin!),
-    t.kRows, t.vRows, t.pads, b, n, len, cache.capacity, d, H, KV, hd, F, a.epsilon, a.ropeStyle === 'half' ? 1 : 0, t.free,
+    t.kRows, t.vRows, t.pads, b, n, len, storage.capacity, d, H, KV, hd, F, a.epsilon, a.ropeStyle === 'half' ? 1 : 0, t.free,
   );
   return out;
 }
@@ -72,14 +76,14 @@ function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
 /** Appends k, v [b, kvHeads, n, hd] at the cache's length and attends q [b, heads, n, hd] over the valid positions. */
 function cacheAttend({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const { q, k, v } = inputs as Inputs;
-  const { cache: c, layer } = attrs as unknown as CacheAttendAttrs;
-  const cache = wasmCache(c);
+  const { storage: s, layer, at } = attrs as unknown as CacheAttendAttrs;
+  const storage = wasmStorage(s);
   const heap = heapOf(backend);
   const [b, H, n, hd] = q!.shape as [number, number, number, number];
-  const KV = cache.numKvHeads;
-  const t = cache.prepareWrite(layer, b, n, (cache.length + n) * 4); // scores [len + n]
-  const cap = cache.capacity;
-  const len = cache.length;
+  const KV = k!.shape[1]!;
+  const len = at.start;
+  const t = storage.tables(layer, at, (len + n) * 4); // scores [len + n]
+  const cap = storage.capacity;
   heap.kernels.cache_write(heap.offset(k!), KV * n * hd, n * hd, hd, t.kRows, b, n, KV, hd, cap, len);
   heap.kernels.cache_write(heap.offset(v!), KV * n * hd, n * hd, hd, t.vRows, b, n, KV, hd, cap, len);
   const out = heap.output([b, H, n, hd]);

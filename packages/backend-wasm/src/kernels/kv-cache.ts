@@ -1,7 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { DisposedError, CacheStateError } from '@kvt/core';
-import { KvtCacheAttend, KvtLlamaBlock, runCacheAttend, type KVCache, type KVCacheOptions } from '@kvt/kernels';
-import { cacheChecks } from '@kvt/models';
+import { KVCacheContainer, KvtCacheAttend, KvtLlamaBlock, runCacheAttend, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 import { heapOf, type WasmHeap } from './heap.js';
 
 /** Where a kernel finds one layer's storage: pointer tables in the heap's scratch, then free scratch floats. */
@@ -15,136 +13,91 @@ export interface LayerTables {
 }
 
 /**
- * The WASM backend's KV cache: K and V live in tfjs-wasm's own heap, where the kernels that write and read them
+ * The WASM backend's K/V storage: K and V live in tfjs-wasm's own heap, where the kernels that write and read them
  * (kvt-kernels.c) run, so a decode step moves no K/V bytes through JavaScript. Each sequence (row) is one allocation
  * `[layers, K|V, kvHeads, capacity, headDim]`: a beam reorder keeps every row that survives where it is and copies
- * only the rows that are duplicated (an identity reorder copies nothing). Capacity doubles when full (amortized
- * O(1) appends, never past the model's positions).
- *
- * @example
- * ```ts
- * import '@kvt/backend-wasm';
- * const cache = new WasmKVCache({ numLayers: 2, batchSize: 1, numKvHeads: 2, headDim: 8, maxLength: 64 });
- * cache.dispose();
- * ```
+ * only the rows that are duplicated (an identity reorder or a permutation copies nothing). Capacity doubles when
+ * full (amortized O(1) appends, never past the model's positions).
  */
-export class WasmKVCache implements KVCache {
-  readonly numLayers: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
-  readonly maxLength: number;
+export class WasmStorage implements KVStorage {
   readonly kernels: ReadonlySet<string> = new Set([KvtLlamaBlock, KvtCacheAttend]);
   private readonly heap: WasmHeap;
   private rowsAt: number[];
   private cap: number;
-  private len = 0;
-  private pads: number[];
-  private isDisposed = false;
 
-  constructor(options: KVCacheOptions) {
-    this.numLayers = options.numLayers;
-    this.numKvHeads = options.numKvHeads;
-    this.headDim = options.headDim;
-    this.maxLength = options.maxLength;
+  constructor(
+    private readonly options: KVCacheOptions,
+    rows = options.batchSize,
+    cap = Math.min(options.maxLength, Math.max(16, options.capacityHint ?? 64)),
+  ) {
     this.heap = heapOf(tf.backend());
-    this.cap = Math.min(this.maxLength, Math.max(16, options.capacityHint ?? 64));
-    this.rowsAt = Array.from({ length: options.batchSize }, () => this.heap.malloc(this.rowBytes(this.cap)));
-    this.pads = new Array<number>(options.batchSize).fill(0);
+    this.cap = cap;
+    this.rowsAt = Array.from({ length: rows }, () => this.heap.malloc(this.rowBytes(cap)));
   }
 
   /** Bytes of one row: every layer's K and V at capacity `cap`. */
   private rowBytes(cap: number): number {
-    return 2 * this.numLayers * this.numKvHeads * cap * this.headDim * 4;
+    return 2 * this.options.numLayers * this.options.numKvHeads * cap * this.options.headDim * 4;
   }
   /** Byte offset of (layer, K = 0 | V = 1, head) inside a row of capacity `cap`. */
   private headAt(layer: number, kv: 0 | 1, head: number, cap: number): number {
-    return ((layer * 2 + kv) * this.numKvHeads + head) * cap * this.headDim * 4;
+    return ((layer * 2 + kv) * this.options.numKvHeads + head) * cap * this.options.headDim * 4;
   }
 
-  get batchSize(): number {
-    return this.rowsAt.length;
-  }
-  get length(): number {
-    return this.len;
-  }
   get capacity(): number {
     return this.cap;
   }
-  get bytes(): number {
+  /** The heap bytes allocated for K/V (outside any tensor, so not in `tf.memory()`). */
+  get hostBytes(): number {
     return this.rowsAt.length * this.rowBytes(this.cap);
   }
-  /** The heap bytes allocated for K/V (outside any tensor, so not in `tf.memory()`); equal to {@link bytes}. */
-  get hostBytes(): number {
-    return this.isDisposed ? 0 : this.bytes;
-  }
-  get padding(): readonly number[] {
-    return this.pads;
-  }
-  get disposed(): boolean {
-    return this.isDisposed;
-  }
 
-  setPadding(padding: readonly number[]): void {
-    this.check();
-    this.pads = cacheChecks.padding(padding, this.rowsAt.length, this.len);
-  }
-
-  /** Copies the first `len` positions of every (layer, K/V, head) of row `src` (capacity `srcCap`) into `dst`. */
-  private copyRow(src: number, srcCap: number, dst: number, dstCap: number): void {
+  /** Copies the first `length` positions of every (layer, K/V, head) of row `src` (capacity `srcCap`) into `dst`. */
+  private copyRow(src: number, srcCap: number, dst: number, dstCap: number, length: number): void {
     const u8 = this.heap.u8;
-    const bytes = this.len * this.headDim * 4;
+    const bytes = length * this.options.headDim * 4;
     if (bytes === 0) return;
-    for (let l = 0; l < this.numLayers; l++)
+    for (let l = 0; l < this.options.numLayers; l++)
       for (const kv of [0, 1] as const)
-        for (let h = 0; h < this.numKvHeads; h++) {
+        for (let h = 0; h < this.options.numKvHeads; h++) {
           const from = src + this.headAt(l, kv, h, srcCap);
           u8.copyWithin(dst + this.headAt(l, kv, h, dstCap), from, from + bytes);
         }
   }
 
+  reserve(needed: number, length: number): void {
+    const cap = Math.min(this.options.maxLength, Math.max(needed, 2 * this.cap));
+    this.rowsAt = this.rowsAt.map((at) => {
+      const next = this.heap.malloc(this.rowBytes(cap));
+      this.copyRow(at, this.cap, next, cap, length);
+      this.heap.free(at);
+      return next;
+    });
+    this.cap = cap;
+  }
+
   /**
-   * Called by the kernels before writing `n` positions at `layer`: grows the storage at layer 0 when full, checks
-   * the rows, and writes this layer's pointer tables into the heap's scratch (`extraBytes` more scratch after them).
+   * Writes `layer`'s pointer tables into the heap's scratch, with `extraBytes` more scratch after them, for a kernel
+   * that writes this storage directly.
    */
-  prepareWrite(layer: number, rows: number, n: number, extraBytes: number): LayerTables {
-    this.check();
-    if (rows !== this.rowsAt.length) throw new CacheStateError(`attend got ${rows} rows; the cache holds ${this.rowsAt.length}.`);
-    if (layer === 0 && this.len + n > this.cap) {
-      cacheChecks.room(this.len, n, this.maxLength);
-      const cap = Math.min(this.maxLength, Math.max(this.len + n, 2 * this.cap));
-      this.rowsAt = this.rowsAt.map((at) => {
-        const next = this.heap.malloc(this.rowBytes(cap));
-        this.copyRow(at, this.cap, next, cap);
-        this.heap.free(at);
-        return next;
-      });
-      this.cap = cap;
-    }
+  tables(layer: number, at: WriteContext, extraBytes: number): LayerTables {
     const b = this.rowsAt.length;
     const tableBytes = Math.ceil((3 * b * 4) / 16) * 16;
-    const at = this.heap.scratch(tableBytes + extraBytes);
+    const base = this.heap.scratch(tableBytes + extraBytes);
     const i32 = this.heap.i32;
     for (let r = 0; r < b; r++) {
-      i32[at / 4 + r] = this.rowsAt[r]! + this.headAt(layer, 0, 0, this.cap);
-      i32[at / 4 + b + r] = this.rowsAt[r]! + this.headAt(layer, 1, 0, this.cap);
-      i32[at / 4 + 2 * b + r] = this.pads[r]!;
+      i32[base / 4 + r] = this.rowsAt[r]! + this.headAt(layer, 0, 0, this.cap);
+      i32[base / 4 + b + r] = this.rowsAt[r]! + this.headAt(layer, 1, 0, this.cap);
+      i32[base / 4 + 2 * b + r] = at.padding[r]!;
     }
-    return { kRows: at, vRows: at + 4 * b, pads: at + 8 * b, free: at + tableBytes };
+    return { kRows: base, vRows: base + 4 * b, pads: base + 8 * b, free: base + tableBytes };
   }
 
-  attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
-    this.check();
-    return runCacheAttend(q, k, v, { cache: this, layer });
+  attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): tf.Tensor4D {
+    return runCacheAttend(q, k, v, { storage: this, layer, at });
   }
 
-  advance(n: number): void {
-    this.len += n;
-  }
-
-  reorder(indices: readonly number[]): void {
-    this.check();
-    cacheChecks.reorder(indices, this.rowsAt.length);
-    const pads = indices.map((i) => this.pads[i]!);
+  reorder(indices: readonly number[], length: number): void {
     if (indices.length === this.rowsAt.length && indices.every((i, r) => i === r)) return;
     // a row's first taker keeps its storage; later takers get a copy, into storage no one keeps where there is some
     const kept = new Set<number>();
@@ -153,44 +106,37 @@ export class WasmKVCache implements KVCache {
     next.forEach((at, i) => {
       if (at !== -1) return;
       const into = spare.pop() ?? this.heap.malloc(this.rowBytes(this.cap));
-      this.copyRow(this.rowsAt[indices[i]!]!, this.cap, into, this.cap);
+      this.copyRow(this.rowsAt[indices[i]!]!, this.cap, into, this.cap, length);
       next[i] = into;
     });
     spare.forEach((at) => this.heap.free(at));
     this.rowsAt = next;
-    this.pads = pads;
   }
 
-  truncate(length: number): void {
-    this.check();
-    cacheChecks.truncate(length, this.len);
-    this.len = length;
-  }
-
-  fork(): WasmKVCache {
-    this.check();
-    const copy = new WasmKVCache({
-      numLayers: this.numLayers,
-      batchSize: this.rowsAt.length,
-      numKvHeads: this.numKvHeads,
-      headDim: this.headDim,
-      maxLength: this.maxLength,
-      capacityHint: this.cap,
-    });
-    copy.len = this.len;
-    copy.pads = [...this.pads];
-    this.rowsAt.forEach((at, r) => this.copyRow(at, this.cap, copy.rowsAt[r]!, copy.cap));
+  fork(length: number, rows: number): WasmStorage {
+    const copy = new WasmStorage(this.options, rows, this.cap);
+    this.rowsAt.forEach((at, r) => this.copyRow(at, this.cap, copy.rowsAt[r]!, copy.cap, length));
     return copy;
   }
 
   dispose(): void {
-    if (this.isDisposed) return;
     this.rowsAt.forEach((at) => this.heap.free(at));
     this.rowsAt = [];
-    this.isDisposed = true;
   }
+}
 
-  private check(): void {
-    if (this.isDisposed) throw new DisposedError('KV cache');
+/**
+ * The WASM backend's KV cache: {@link WasmStorage} in the shared container.
+ *
+ * @example
+ * ```ts
+ * import '@kvt/backend-wasm';
+ * const cache = new WasmKVCache({ numLayers: 2, batchSize: 1, numKvHeads: 2, headDim: 8, maxLength: 64 });
+ * cache.dispose();
+ * ```
+ */
+export class WasmKVCache extends KVCacheContainer<WasmStorage> {
+  constructor(options: KVCacheOptions) {
+    super(options, new WasmStorage(options));
   }
 }

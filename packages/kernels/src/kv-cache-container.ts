@@ -1,0 +1,190 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import { CacheStateError, DisposedError } from '@kvt/core';
+import type { KVCache, KVCacheOptions } from './kv-cache.js';
+
+/** Where a forward pass writes: what the container knows and every storage needs. */
+export interface WriteContext {
+  /** Sequences held. */
+  readonly rows: number;
+  /** Positions already written (the new ones go at `[start, start + n)`). */
+  readonly start: number;
+  /** Left padding of each row (masked from attention). */
+  readonly padding: readonly number[];
+}
+
+/**
+ * What a backend supplies for a KV cache: the K/V storage of every layer and the kernel that appends to it and
+ * attends over it. The {@link KVCacheContainer} around it does the bookkeeping (rows, length, padding, argument
+ * checks, growth calls, disposal), so a storage holds no length of its own.
+ */
+export interface KVStorage {
+  /** Positions the storage holds per row before it must grow. */
+  readonly capacity: number;
+  /** Bytes held outside tfjs tensors (see `KVCache.hostBytes`). */
+  readonly hostBytes?: number;
+  /** Backend kernels that read and write this storage directly (see `KVCache.kernels`). */
+  readonly kernels?: ReadonlySet<string>;
+  /** Makes room for `needed` positions per row, keeping `[0, length)`. Called before layer 0 writes. */
+  reserve(needed: number, length: number, rows: number): void;
+  /**
+   * Appends k, v `[rows, kvHeads, n, headDim]` at `[start, start + n)` of `layer`; returns attention of q
+   * `[rows, heads, n, headDim]` (scaled) over positions `[padding[r], start + i]`.
+   */
+  attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): tf.Tensor4D;
+  /** Called once after every layer has written a forward pass's positions. */
+  advanced?(): void;
+  /** Row i becomes row `indices[i]` (positions `[0, length)` are what matters). */
+  reorder(indices: readonly number[], length: number, rows: number): void;
+  /** Forgets positions ≥ `length` (storages that mask them need do nothing). */
+  truncate?(length: number): void;
+  /** An independent copy holding positions `[0, length)`. */
+  fork(length: number, rows: number): KVStorage;
+  dispose(): void;
+}
+
+/** The argument checks every KV cache shares. */
+export const cacheChecks = {
+  /** setPadding: only on an empty cache, one entry per row. */
+  padding(padding: readonly number[], rows: number, length: number): number[] {
+    if (length !== 0) throw new CacheStateError('setPadding is only allowed on an empty cache.');
+    if (padding.length !== rows) throw new CacheStateError(`setPadding needs ${rows} rows, got ${padding.length}.`);
+    return [...padding];
+  },
+  /** reorder: every index names an existing row. */
+  reorder(indices: readonly number[], rows: number): void {
+    for (const i of indices)
+      if (!Number.isInteger(i) || i < 0 || i >= rows) throw new CacheStateError(`reorder index ${i} is outside the cache's ${rows} rows.`);
+  },
+  /** truncate: back to a length the cache holds. */
+  truncate(length: number, current: number): void {
+    if (!Number.isInteger(length) || length < 0 || length > current)
+      throw new CacheStateError(`truncate(${length}): the cache holds ${current} positions.`);
+  },
+  /** append: never past the model's positions. */
+  room(current: number, added: number, maxLength: number): void {
+    if (current + added > maxLength)
+      throw new CacheStateError(`The cache holds ${current} positions; ${added} more would pass the model's ${maxLength}.`);
+  },
+};
+
+/**
+ * The one KV cache container: rows, length, left padding, argument checks, growth calls, fork and dispose, around
+ * a backend's {@link KVStorage}. Every backend's cache is one of these.
+ *
+ * @example
+ * ```ts
+ * const cache = new KVCacheContainer(options, myStorage);
+ * cache.setPadding([0]);
+ * ```
+ */
+export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCache {
+  readonly numLayers: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly maxLength: number;
+  private rows: number;
+  private len = 0;
+  private pads: number[];
+  private isDisposed = false;
+
+  constructor(
+    options: KVCacheOptions,
+    /** The backend's layer storage (kernels that own it read it through here). */
+    readonly storage: S,
+  ) {
+    this.numLayers = options.numLayers;
+    this.numKvHeads = options.numKvHeads;
+    this.headDim = options.headDim;
+    this.maxLength = options.maxLength;
+    this.rows = options.batchSize;
+    this.pads = new Array<number>(options.batchSize).fill(0);
+  }
+
+  get batchSize(): number {
+    return this.rows;
+  }
+  get length(): number {
+    return this.len;
+  }
+  get capacity(): number {
+    return this.storage.capacity;
+  }
+  /** 2 × layers × rows × kvHeads × headDim × capacity × 4: the K/V storage allocated. */
+  get bytes(): number {
+    return 2 * this.numLayers * this.rows * this.numKvHeads * this.headDim * this.storage.capacity * 4;
+  }
+  get hostBytes(): number | undefined {
+    return this.isDisposed ? (this.storage.hostBytes === undefined ? undefined : 0) : this.storage.hostBytes;
+  }
+  get kernels(): ReadonlySet<string> | undefined {
+    return this.storage.kernels;
+  }
+  get padding(): readonly number[] {
+    return this.pads;
+  }
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  setPadding(padding: readonly number[]): void {
+    this.check();
+    this.pads = cacheChecks.padding(padding, this.rows, this.len);
+  }
+
+  /**
+   * Checks a write of `n` positions by `rows` rows at `layer`, and grows the storage at layer 0 when needed; what
+   * {@link attend} and the backend kernels that write the storage directly call first.
+   */
+  prepareWrite(layer: number, rows: number, n: number): WriteContext {
+    this.check();
+    if (rows !== this.rows) throw new CacheStateError(`attend got ${rows} rows; the cache holds ${this.rows}.`);
+    cacheChecks.room(this.len, n, this.maxLength);
+    if (layer === 0 && this.len + n > this.storage.capacity) this.storage.reserve(this.len + n, this.len, this.rows);
+    return { rows: this.rows, start: this.len, padding: this.pads };
+  }
+
+  attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
+    const at = this.prepareWrite(layer, q.shape[0], k.shape[2]);
+    return this.storage.attend(layer, q, k, v, at);
+  }
+
+  advance(n: number): void {
+    this.storage.advanced?.();
+    this.len += n;
+  }
+
+  reorder(indices: readonly number[]): void {
+    this.check();
+    cacheChecks.reorder(indices, this.rows);
+    this.storage.reorder(indices, this.len, this.rows);
+    this.pads = indices.map((i) => this.pads[i]!);
+    this.rows = indices.length;
+  }
+
+  truncate(length: number): void {
+    this.check();
+    cacheChecks.truncate(length, this.len);
+    if (length === this.len) return;
+    this.storage.truncate?.(length);
+    this.len = length;
+  }
+
+  fork(): KVCacheContainer<S> {
+    this.check();
+    const options = { numLayers: this.numLayers, batchSize: this.rows, numKvHeads: this.numKvHeads, headDim: this.headDim, maxLength: this.maxLength };
+    const copy = new KVCacheContainer(options, this.storage.fork(this.len, this.rows) as S);
+    copy.len = this.len;
+    copy.pads = [...this.pads];
+    return copy;
+  }
+
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.storage.dispose();
+    this.isDisposed = true;
+  }
+
+  private check(): void {
+    if (this.isDisposed) throw new DisposedError('KV cache');
+  }
+}
