@@ -9,7 +9,7 @@ import {
 } from '@kvt/core';
 import { EncoderDecoderTransformer, Gpt2Model, LlamaModel, type HostTensor } from '@kvt/models';
 import { decodeUtf8 } from './bytes/binary-reader.js';
-import { openModelFiles, type ModelFiles, type ModelSource, type ProgressCallback } from './bytes/sources.js';
+import { openModelFiles, type ModelFiles, type ModelSource, type ProgressCallback, type RandomAccessFile } from './bytes/sources.js';
 import { parseCTranslate2 } from './formats/ctranslate2.js';
 import { llamaFromGguf, parseGguf, tokenizerFromGguf } from './formats/gguf.js';
 import { fromHuggingFace, generationDefaults } from './formats/hugging-face.js';
@@ -71,12 +71,17 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
   const tokenizerFiles = options.tokenizer !== undefined ? await openModelFiles(options.tokenizer) : undefined;
   switch (format.format) {
     case 'llama2c': {
-      const bytes = await read(format.file);
-      const { config, params } = parseLlama2cCheckpoint(bytes, format.file);
-      const tokenizer = await findTokenizer(tokenizerFiles ?? files, config.vocabSize, tokenizerFiles !== undefined, options.onProgress);
-      checkVocab(tokenizer, config.vocabSize, format.file);
-      const model = LlamaModel.fromParameters(config, params);
-      return decoderOnly('llama2c', model, tokenizer, {}, [format.file]);
+      // on disk: read each tensor as the model takes it (peak memory ≈ the weights uploaded + one tensor)
+      const file = files.openRandomAccess ? withProgress(await files.openRandomAccess(format.file), format.file, options.onProgress) : await read(format.file);
+      try {
+        const { config, params } = parseLlama2cCheckpoint(file, format.file);
+        const tokenizer = await findTokenizer(tokenizerFiles ?? files, config.vocabSize, tokenizerFiles !== undefined, options.onProgress);
+        checkVocab(tokenizer, config.vocabSize, format.file);
+        const model = LlamaModel.fromParameters(config, params);
+        return decoderOnly('llama2c', model, tokenizer, {}, [format.file]);
+      } finally {
+        if (!(file instanceof Uint8Array)) file.close();
+      }
     }
     case 'gguf': {
       const bytes = await read(format.file);
@@ -138,6 +143,32 @@ function encoderDecoder(
   };
 }
 
+/** The first `n` bytes of a file (without reading the rest where the source reads in pieces). */
+async function firstBytes(files: ModelFiles, name: string, n: number): Promise<Uint8Array> {
+  if (!files.openRandomAccess) return (await files.read(name)).subarray(0, n);
+  const file = await files.openRandomAccess(name);
+  try {
+    return file.read(0, Math.min(n, file.byteLength));
+  } finally {
+    file.close();
+  }
+}
+
+/** Reports the bytes read so far of a file read in pieces. */
+function withProgress(file: RandomAccessFile, name: string, onProgress: ProgressCallback | undefined): RandomAccessFile {
+  if (!onProgress) return file;
+  let loaded = 0;
+  return {
+    ...file,
+    read: (offset, length) => {
+      const bytes = file.read(offset, length);
+      loaded += length;
+      onProgress({ file: name, loaded: Math.min(loaded, file.byteLength), total: file.byteLength });
+      return bytes;
+    },
+  };
+}
+
 /** Finds the model file and its format from the names (and, for `.bin`, the first bytes). */
 export async function detectFormat(files: ModelFiles): Promise<{ format: ModelFormat; file: string }> {
   const names = (await files.list()) ?? [];
@@ -146,7 +177,7 @@ export async function detectFormat(files: ModelFiles): Promise<{ format: ModelFo
     if (/\.gguf$/i.test(p)) return { format: 'gguf', file: p };
     if (/\.safetensors$/i.test(p) || p === 'config.json' || p === 'model.safetensors.index.json') return { format: 'huggingface', file: 'config.json' };
     if (/\.bin$/i.test(p)) {
-      const head = (await files.read(p)).subarray(0, 6);
+      const head = await firstBytes(files, p, 6);
       // CTranslate2 v2 starts with u32 2 and a short spec-name length; llama2.c with dim (a larger int32)
       const isCt2 = head.length >= 6 && head[0] === 2 && head[1] === 0 && head[2] === 0 && head[3] === 0;
       return { format: isCt2 ? 'ctranslate2' : 'llama2c', file: p };

@@ -189,7 +189,8 @@ export class HostStorage implements KVStorage {
     return result;
   }
 
-  reorder(indices: readonly number[], length: number): void {
+  reorder(indices: readonly number[], length: number, rows: number): void {
+    if (indices.length === rows && indices.every((i, r) => i === r)) return; // beams kept in place: nothing moves
     this.relayout(indices, this.cap, length);
   }
 

@@ -23,6 +23,24 @@ export interface ModelFiles {
   list(): Promise<string[] | null>;
   exists(file: string): Promise<boolean>;
   read(file: string, onProgress?: ProgressCallback): Promise<Uint8Array>;
+  /**
+   * Opens a file to read in pieces, where the source can (files on disk in Node): a loader then reads each tensor
+   * when the model takes it, so the whole file is never in memory at once.
+   */
+  openRandomAccess?(file: string): Promise<RandomAccessFile>;
+}
+
+/** A file read in pieces. */
+export interface RandomAccessFile {
+  readonly byteLength: number;
+  /** `length` bytes at `offset`, in a buffer of their own. */
+  read(offset: number, length: number): Uint8Array;
+  close(): void;
+}
+
+/** Bytes in memory as a {@link RandomAccessFile} (pieces are views, not copies). */
+export function bytesAsRandomAccess(bytes: Uint8Array): RandomAccessFile {
+  return { byteLength: bytes.byteLength, read: (offset, length) => bytes.subarray(offset, offset + length), close: () => {} };
 }
 
 /** Anything kvt can load a model from. */
@@ -59,6 +77,7 @@ export async function openModelFiles(source: ModelSource): Promise<ModelFiles> {
 
 async function nodeFiles(path: string): Promise<ModelFiles> {
   const fs = await import('node:fs/promises');
+  const fsSync = await import('node:fs');
   const p = await import('node:path');
   const stat = await fs.stat(path).catch(() => null);
   if (!stat) throw new InvalidInputError(`No file or folder at ${path}; check the --model path.`);
@@ -87,6 +106,25 @@ async function nodeFiles(path: string): Promise<ModelFiles> {
         await handle.close();
       }
       return out;
+    },
+    openRandomAccess: async (f) => {
+      const full = p.join(dir, f);
+      const st = await fs.stat(full).catch(() => null);
+      if (!st || !st.isFile()) throw new InvalidInputError(`${full} is missing.`);
+      const fd = fsSync.openSync(full, 'r');
+      return {
+        byteLength: st.size,
+        read: (offset, length) => {
+          const out = new Uint8Array(length);
+          for (let at = 0; at < length; ) {
+            const n = fsSync.readSync(fd, out, at, length - at, offset + at);
+            if (n === 0) throw new InvalidInputError(`${full} ended early (read ${offset + at} of ${st.size} bytes); was it changed while loading?`);
+            at += n;
+          }
+          return out;
+        },
+        close: () => fsSync.closeSync(fd),
+      };
     },
   };
 }

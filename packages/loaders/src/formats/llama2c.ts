@@ -1,5 +1,6 @@
 import { ParameterSet, hostTensor, transpose2d, type HostTensor, type LlamaConfig } from '@kvt/models';
 import { BinaryReader, float32View } from '../bytes/binary-reader.js';
+import { bytesAsRandomAccess, type RandomAccessFile } from '../bytes/sources.js';
 
 /** What a llama2.c checkpoint holds: a Llama config and its parameters in kvt's layout. */
 export interface ParsedCheckpoint<C> {
@@ -12,7 +13,8 @@ const LIMIT = 1 << 24; // no header field of a real model comes near this
 /**
  * Parses a llama2.c legacy checkpoint (`run.c`'s format): seven int32 (dim, hidden_dim, n_layers, n_heads,
  * n_kv_heads, vocab_size, seq_len; a positive vocab_size means the classifier shares the embedding), then float32
- * weights. The file size must equal what the header implies, checked before anything is allocated.
+ * weights. The file size must equal what the header implies, checked before anything is allocated. Given a
+ * {@link RandomAccessFile}, each tensor is read when the model takes it (the file is never all in memory).
  *
  * @example
  * ```ts
@@ -20,8 +22,9 @@ const LIMIT = 1 << 24; // no header field of a real model comes near this
  * const model = LlamaModel.fromParameters(config, params);
  * ```
  */
-export function parseLlama2cCheckpoint(bytes: Uint8Array, file: string): ParsedCheckpoint<LlamaConfig> {
-  const r = new BinaryReader(bytes, file);
+export function parseLlama2cCheckpoint(source: Uint8Array | RandomAccessFile, file: string): ParsedCheckpoint<LlamaConfig> {
+  const bytes = source instanceof Uint8Array ? bytesAsRandomAccess(source) : source;
+  const r = new BinaryReader(bytes.read(0, Math.min(28, bytes.byteLength)), file);
   const names = ['dim', 'hidden_dim', 'n_layers', 'n_heads', 'n_kv_heads', 'vocab_size', 'seq_len'] as const;
   const h: Record<(typeof names)[number], number> = Object.fromEntries(names.map((n) => [n, r.i32(`header ${n}`)])) as never;
   const shared = h.vocab_size > 0;
@@ -55,36 +58,37 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, file: string): ParsedC
   const floats = layout.reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
   if (28 + 4 * floats !== bytes.byteLength)
     r.fail(`the header implies ${28 + 4 * floats} bytes but the file has ${bytes.byteLength}; it is truncated or the header is wrong`);
-  const data = float32View(bytes.subarray(28));
-  let off = 0;
-  const next = (shape: number[]) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const t = data.subarray(off, off + n);
-    off += n;
-    return t;
-  };
-  const blocks = Object.fromEntries(layout.map(([name, shape]) => [name, next(shape)])) as Record<string, Float32Array>;
+  // each tensor's place in the file (floats from byte 28), read when taken
+  let off = 28;
+  const blocks = Object.fromEntries(
+    layout.map(([name, shape]) => {
+      const at = off;
+      off += 4 * shape.reduce((a, b) => a * b, 1);
+      return [name, at];
+    }),
+  ) as Record<string, number>;
+  const floatsAt = (at: number, n: number) => float32View(bytes.read(at, 4 * n));
   const params = new ParameterSet(file);
-  const perLayer = (name: string, i: number, size: number) => blocks[name]!.subarray(i * size, (i + 1) * size);
+  const perLayer = (name: string, i: number, size: number) => floatsAt(blocks[name]! + 4 * i * size, size);
   // [out, in] → kvt's [in, out], transposed when the model takes it (one copy at a time, not all at once)
   const linear = (name: string, i: number, out: number, inn: number): [number[], () => HostTensor] => [
     [inn, out],
     () => transpose2d(hostTensor(perLayer(name, i, out * inn), [out, inn])),
   ];
-  params.set('embedding', hostTensor(blocks.embedding!, [V, d]));
+  params.setLazy('embedding', [V, d], () => hostTensor(floatsAt(blocks.embedding!, V * d), [V, d]));
   for (let i = 0; i < L; i++) {
-    params.set(`layers.${i}.attentionNorm`, hostTensor(perLayer('rms_att', i, d), [d]));
+    params.setLazy(`layers.${i}.attentionNorm`, [d], () => hostTensor(perLayer('rms_att', i, d), [d]));
     params.setLazy(`layers.${i}.q`, ...linear('wq', i, d, d));
     params.setLazy(`layers.${i}.k`, ...linear('wk', i, kvd, d));
     params.setLazy(`layers.${i}.v`, ...linear('wv', i, kvd, d));
     params.setLazy(`layers.${i}.o`, ...linear('wo', i, d, d));
-    params.set(`layers.${i}.ffnNorm`, hostTensor(perLayer('rms_ffn', i, d), [d]));
+    params.setLazy(`layers.${i}.ffnNorm`, [d], () => hostTensor(perLayer('rms_ffn', i, d), [d]));
     params.setLazy(`layers.${i}.gate`, ...linear('w1', i, F, d));
     params.setLazy(`layers.${i}.down`, ...linear('w2', i, d, F));
     params.setLazy(`layers.${i}.up`, ...linear('w3', i, F, d));
   }
-  params.set('finalNorm', hostTensor(blocks.rms_final!, [d]));
-  if (!shared) params.setLazy('output', [d, V], () => transpose2d(hostTensor(blocks.wcls!, [V, d])));
+  params.setLazy('finalNorm', [d], () => hostTensor(floatsAt(blocks.rms_final!, d), [d]));
+  if (!shared) params.setLazy('output', [d, V], () => transpose2d(hostTensor(floatsAt(blocks.wcls!, V * d), [V, d])));
   const config: LlamaConfig = {
     architecture: 'llama',
     vocabSize: V,

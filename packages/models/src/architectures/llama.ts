@@ -88,15 +88,7 @@ export class LlamaModel extends DecoderOnlyTransformer {
         return { w: t };
       };
       const { numHeads: H, numKvHeads: KV, intermediateSize: F, vocabSize: V } = config;
-      this.layers = Array.from({ length: config.numLayers }, (_, i) => ({
-        attentionNorm: rms(`layers.${i}.attentionNorm`),
-        qkv: fused([`layers.${i}.q`, `layers.${i}.k`, `layers.${i}.v`], d, [H * hd, KV * hd, KV * hd]),
-        o: { w: up(`layers.${i}.o`, [H * hd, d]) as tf.Tensor2D },
-        ffnNorm: rms(`layers.${i}.ffnNorm`),
-        gateUp: fused([`layers.${i}.gate`, `layers.${i}.up`], d, [F, F]),
-        down: { w: up(`layers.${i}.down`, [F, d]) as tf.Tensor2D },
-      }));
-      this.finalNorm = rms('finalNorm');
+      // the embedding first: its transposed copy's temporary is freed before the layers need the room
       if (p.has('output')) {
         this.output = { w: up('output', [d, V]) as tf.Tensor2D };
         this.embedding = { table: up('embedding', [V, d]) as tf.Tensor2D };
@@ -108,6 +100,15 @@ export class LlamaModel extends DecoderOnlyTransformer {
         this.output = { w: t };
         this.embedding = { transposed: t };
       }
+      this.layers = Array.from({ length: config.numLayers }, (_, i) => ({
+        attentionNorm: rms(`layers.${i}.attentionNorm`),
+        qkv: fused([`layers.${i}.q`, `layers.${i}.k`, `layers.${i}.v`], d, [H * hd, KV * hd, KV * hd]),
+        o: { w: up(`layers.${i}.o`, [H * hd, d]) as tf.Tensor2D },
+        ffnNorm: rms(`layers.${i}.ffnNorm`),
+        gateUp: fused([`layers.${i}.gate`, `layers.${i}.up`], d, [F, F]),
+        down: { w: up(`layers.${i}.down`, [F, d]) as tf.Tensor2D },
+      }));
+      this.finalNorm = rms('finalNorm');
       const theta = config.ropeTheta ?? 10000;
       const style = config.ropeStyle ?? 'interleaved';
       this.rotary = rotary = new GrowingTable(
