@@ -1,6 +1,7 @@
 import type { DecoderOnlyModel } from '../contracts/model.js';
 import type { Tokenizer } from '../contracts/tokenizer.js';
 import { AbortedError, InvalidOptionError } from '../errors.js';
+import { GENERATE_OPTIONS, rejectUnknownOptions } from './option-names.js';
 import { resolveGenerationConfig, type GenerationOptions } from './config.js';
 import { beamSearch, sampleLoop, type FinishReason, type Hypothesis, type TokenEvent } from './decode-loops.js';
 import { abortChecker, asBatch, validateIdBatch } from './inputs.js';
@@ -85,6 +86,7 @@ export async function* generateStream(
   model: DecoderOnlyModel,
   request: GenerateRequest,
 ): AsyncGenerator<TokenEvent, GenerateResult> {
+  rejectUnknownOptions(request, GENERATE_OPTIONS, 'generate');
   const start = performance.now();
   const prompts = promptIds(request);
   const config = resolveGenerationConfig(request, model.config, Math.max(...prompts.map((p) => p.length)));

@@ -1,6 +1,7 @@
 import type { EncoderDecoderModel, EncoderState } from '../contracts/model.js';
 import type { Tokenizer } from '../contracts/tokenizer.js';
 import { AbortedError, InvalidOptionError, TokenOutOfRangeError } from '../errors.js';
+import { TRANSLATE_OPTIONS, rejectUnknownOptions } from './option-names.js';
 import { resolveGenerationConfig, type GenerationOptions } from './config.js';
 import { beamSearch, sampleLoop, type FinishReason, type SequenceOutput, type TokenEvent } from './decode-loops.js';
 import type { Logits } from '../contracts/model.js';
@@ -92,6 +93,7 @@ export async function* translateStream(
   model: EncoderDecoderModel,
   request: TranslateRequest,
 ): AsyncGenerator<TokenEvent, TranslateResult> {
+  rejectUnknownOptions(request, TRANSLATE_OPTIONS, 'translate');
   const start = performance.now();
   const sources = sourceIds(request);
   validateIdBatch(sources, model.config.sourceVocabSize, model.config.maxPositions, 0, 'source');
