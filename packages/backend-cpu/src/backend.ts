@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Backend } from '@kvt/kernels';
+import { activateTfBackend, type Backend } from '@kvt/kernels';
 import { HostKVCache } from './kernels/kv-cache.js';
 
 /**
@@ -15,9 +15,8 @@ import { HostKVCache } from './kernels/kv-cache.js';
 export const cpuBackend: Backend = {
   name: 'cpu',
   async activate(): Promise<void> {
-    tf.env().set('IS_TEST', true); // no "install tfjs-node" banner
-    if (!(await tf.setBackend('cpu'))) throw new Error('The cpu backend failed to initialize.');
-    await tf.ready();
+    tf.env().set('PROD', true); // tfjs-cpu's "install tfjs-node" banner is only silenced in production mode
+    await activateTfBackend('cpu');
   },
   createKVCache: (options) => new HostKVCache(options),
 };

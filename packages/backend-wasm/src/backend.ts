@@ -1,6 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import type { Backend } from '@kvt/kernels';
+import { activateTfBackend, type Backend } from '@kvt/kernels';
 import { WasmKVCache } from './kernels/kv-cache.js';
 
 export interface WasmActivateOptions {
@@ -21,10 +20,8 @@ export interface WasmActivateOptions {
 export const wasmBackend: Backend<WasmActivateOptions> = {
   name: 'wasm',
   async activate(options: WasmActivateOptions = {}): Promise<void> {
-    tf.env().set('IS_TEST', true); // no "install tfjs-node" banner
     if (options.wasmPaths) setWasmPaths(options.wasmPaths as Parameters<typeof setWasmPaths>[0]);
-    if (!(await tf.setBackend('wasm'))) throw new Error('The wasm backend failed to initialize.');
-    await tf.ready();
+    await activateTfBackend('wasm');
   },
   createKVCache: (options) => new WasmKVCache(options),
 };

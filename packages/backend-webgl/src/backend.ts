@@ -1,5 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
-import type { Backend } from '@kvt/kernels';
+import { activateTfBackend, type Backend } from '@kvt/kernels';
 import { BucketKVCache } from './kernels/kv-cache.js';
 import { compiledShaderPrograms } from './shader-programs.js';
 
@@ -17,9 +16,7 @@ import { compiledShaderPrograms } from './shader-programs.js';
 export const webglBackend: Backend = {
   name: 'webgl',
   async activate(): Promise<void> {
-    tf.env().set('IS_TEST', true); // no "install tfjs-node" banner
-    if (!(await tf.setBackend('webgl'))) throw new Error('The webgl backend failed to initialize.');
-    await tf.ready();
+    await activateTfBackend('webgl');
   },
   createKVCache: (options) => new BucketKVCache(options),
   counters: () => ({ compiledShaderPrograms: compiledShaderPrograms() ?? 0 }),

@@ -50,3 +50,16 @@ export function createBackendKVCache(options: KVCacheOptions): KVCache {
     );
   return backend.createKVCache(options);
 }
+
+/**
+ * Makes the tfjs backend `name` active and waits until it is ready; what each backend package's `activate` does.
+ *
+ * @example
+ * ```ts
+ * await activateTfBackend('wasm');
+ * ```
+ */
+export async function activateTfBackend(name: string): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new UnsupportedError(`The ${name} backend failed to initialize.`);
+  await tf.ready();
+}

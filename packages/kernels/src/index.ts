@@ -15,7 +15,7 @@
  */
 export type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache.js';
 export { KVCacheContainer, cacheChecks, type KVStorage, type WriteContext } from './kv-cache-container.js';
-export { createBackendKVCache, registerBackend, registeredBackend, type Backend } from './backend.js';
+export { activateTfBackend, createBackendKVCache, registerBackend, registeredBackend, type Backend } from './backend.js';
 export { KvtCacheAttend, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
 export {
   cacheTakesKernel,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { runLinear, runRmsNorm } from '@kvt/kernels';
+import { KvtRmsNorm, hasKernel, runLinear, runRmsNorm } from '@kvt/kernels';
 import type { HostTensor } from '../weights/host-tensor.js';
 
 /** A linear layer in kvt's layout: `y = x · w + b`, `w` `[in, out]` (transposed once at load: no transposeB per step). */
@@ -35,9 +35,10 @@ export function linear(x: tf.Tensor, l: Linear): tf.Tensor {
 
 export function norm(x: tf.Tensor, n: Norm): tf.Tensor {
   if (n.kind === 'rms') {
-    const d = x.shape[x.shape.length - 1]!;
-    const fused = runRmsNorm(tf.reshape(x, [-1, d]) as tf.Tensor2D, n.weight, n.epsilon);
-    if (fused) return tf.reshape(fused, x.shape);
+    if (hasKernel(KvtRmsNorm)) {
+      const d = x.shape[x.shape.length - 1]!;
+      return tf.reshape(runRmsNorm(tf.reshape(x, [-1, d]) as tf.Tensor2D, n.weight, n.epsilon)!, x.shape);
+    }
     const ms = tf.mean(tf.square(x), -1, true);
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, n.epsilon))), n.weight);
   }
