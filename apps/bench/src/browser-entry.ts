@@ -31,7 +31,7 @@ window.kvtBench = async (specs, base) => {
       const r = await measure(model, s, loadMs, memory);
       records.push({ ...r, backend: s.backend });
     } finally {
-      model.dispose();
+      model.model.dispose();
     }
     window.kvtBenchProgress?.(records.length);
   }

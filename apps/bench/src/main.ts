@@ -18,7 +18,7 @@ import { Command, CommanderError, Option } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError, KvtError, type CacheMode } from '@kvt/core';
 import { measure, type RunRecord, type RunSpec } from './measure.js';
-import { MODELS, buildModelFor, modelSpec, type BenchModel } from './model-zoo.js';
+import { MODELS, buildModelFor, modelSpec, type BuiltModel } from './model-zoo.js';
 import { latencyChart, markdownReport, speedupChart, terminalTable, type Environment } from './report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -72,7 +72,7 @@ function specs(f: Flags): RunSpec[] {
   return out;
 }
 
-const buildModel = (name: string): Promise<BenchModel> => buildModelFor(name, (p) => join(fixtures, p));
+const buildModel = (name: string): Promise<BuiltModel> => buildModelFor(name, (p) => join(fixtures, p));
 
 /** Runs the Node backends in this process, one model build per (model, backend). */
 async function runNode(all: RunSpec[], tick: (s: RunSpec) => void): Promise<RunRecord[]> {
@@ -94,7 +94,7 @@ async function runNode(all: RunSpec[], tick: (s: RunSpec) => void): Promise<RunR
         tick(s);
       }
     } finally {
-      m.dispose();
+      m.model.dispose();
     }
   }
   return records;

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, generate, translate, type CacheMode } from '@kvt/core';
-import type { BenchModel } from './model-zoo.js';
+import type { BuiltModel } from './model-zoo.js';
 
 export interface RunSpec {
   readonly model: string;
@@ -43,6 +43,13 @@ export interface RunRecord extends RunSpec {
   readonly shaderProgramsPerStepAfterWarmup: number | null;
   /** tfjs kernels dispatched per decode step (from tf.profile of a 1-token and a 3-token run: their difference ÷ 2). */
   readonly kernelsPerDecodeStep: number;
+  /**
+   * Per decode step, the time the generation pipeline spends outside the model call (logits processing, sampling,
+   * stopping checks, detokenization, streaming, the event-loop yield), ms: the median over decode steps of (time
+   * between two streamed tokens − that step's model call). Measured in a run of its own (with the model's tokenizer
+   * and a stop string where it has one).
+   */
+  readonly pipelineOverheadMs: number;
   readonly tokens: number[][];
   /** Filled in by the harness: same tokens as every other cache mode of this model and backend. */
   tokensMatch?: boolean | null;
@@ -69,13 +76,16 @@ function shaderCount(): number | null {
 export type MemoryProbe = () => number | null;
 
 /** Runs one spec on an already built model (the backend must be active). */
-export async function measure(model: BenchModel, spec: RunSpec, loadMs: number, memory: MemoryProbe): Promise<RunRecord> {
+export async function measure(built: BuiltModel, spec: RunSpec, loadMs: number, memory: MemoryProbe): Promise<RunRecord> {
+  const { model, tokenizer } = built;
   const vocab = model.kind === 'decoder-only' ? model.config.vocabSize : model.config.sourceVocabSize;
   const inputs = promptIds(vocab, spec.promptTokens, spec.batch, spec.seed);
   const common = { cache: spec.cacheMode, stopTokenIds: [] as number[], numBeams: spec.beams };
-  const run = async (newTokens: number, onStep?: () => void) => {
+  const run = async (newTokens: number, onStep?: () => void, text = false) => {
     if (model.kind === 'decoder-only') {
-      const r = await generate(model, { ...common, inputIds: inputs, maxNewTokens: newTokens, ...(onStep ? { onToken: onStep } : {}) });
+      // text: the full pipeline of a user's stream (detokenization and a stop string that never matches)
+      const withText = text && tokenizer ? { tokenizer, stopStrings: ['\u0000'] } : {};
+      const r = await generate(model, { ...common, ...withText, inputIds: inputs, maxNewTokens: newTokens, ...(onStep ? { onToken: onStep } : {}) });
       return { tokens: r.sequences.map((s) => s.tokens), timing: r.timing, cache: r.cache };
     }
     const r = await translate(model, { ...common, sourceIds: inputs, maxNewTokens: newTokens, ...(onStep ? { onToken: onStep } : {}) });
@@ -107,6 +117,16 @@ export async function measure(model: BenchModel, spec: RunSpec, loadMs: number, 
   // dispatches per decode step: a 3-token run less a 1-token run (prefill and sampling alike) is two decode steps
   const kernels = async (n: number) => (await tf.profile(async () => void (await run(n)))).kernels.length;
   const kernelsPerDecodeStep = ((await kernels(3)) - (await kernels(1))) / 2;
+  // the pipeline's own cost per step: gaps between streamed tokens less the model call that produced each one
+  const stamps: number[] = [];
+  const timed = await run(Math.min(spec.newTokens, 256), () => void stamps.push(performance.now()), true);
+  const rowsPerStep = spec.batch * spec.beams;
+  const overheads = timed.timing.decodeMs.flatMap((ms, i) => {
+    const a = stamps[(i + 1) * rowsPerStep - 1];
+    const b = stamps[(i + 2) * rowsPerStep - 1];
+    return a !== undefined && b !== undefined ? [b - a - ms] : [];
+  });
+  const pipelineOverheadMs = overheads.length > 0 ? quantile(overheads, 0.5) : NaN; // beams stream nothing to time
   const r = best!;
   const steps = r.timing.decodeMs;
   const median = quantile(steps, 0.5);
@@ -130,6 +150,7 @@ export async function measure(model: BenchModel, spec: RunSpec, loadMs: number, 
     shaderPrograms: shaders,
     shaderProgramsPerStepAfterWarmup: shadersAfterWarmup,
     kernelsPerDecodeStep,
+    pipelineOverheadMs,
     tokens: r.tokens,
   };
 }

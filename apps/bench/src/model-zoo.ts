@@ -2,7 +2,7 @@
  * The models the harness knows by name: the real stories260K fixture, and seeded random-weight models of standard
  * shapes (same seed, same weights, on every backend and machine).
  */
-import { InvalidOptionError, type DecoderOnlyModel, type EncoderDecoderModel } from '@kvt/core';
+import { InvalidOptionError, type DecoderOnlyModel, type EncoderDecoderModel, type Tokenizer } from '@kvt/core';
 import {
   EncoderDecoderTransformer,
   Gpt2Model,
@@ -18,12 +18,18 @@ import type { ModelSource } from '@kvt/loaders';
 
 export type BenchModel = DecoderOnlyModel | EncoderDecoderModel;
 
+/** A built model, and its tokenizer where it has one (real checkpoints): the pipeline-overhead run decodes text. */
+export interface BuiltModel {
+  readonly model: BenchModel;
+  readonly tokenizer?: Tokenizer | undefined;
+}
+
 export interface ModelSpec {
   readonly name: string;
   readonly description: string;
   readonly parameters: string;
   /** Builds the model on the active backend; `fixture` resolves a path under the shared fixtures. */
-  build(fixture: (path: string) => ModelSource): Promise<BenchModel>;
+  build(fixture: (path: string) => ModelSource): Promise<BuiltModel>;
 }
 
 const llama = (name: string, dim: number, hidden: number, layers: number, heads: number, params: string): ModelSpec => ({
@@ -35,7 +41,7 @@ const llama = (name: string, dim: number, hidden: number, layers: number, heads:
       architecture: 'llama', vocabSize: 32000, hiddenSize: dim, intermediateSize: hidden, numLayers: layers, numHeads: heads,
       numKvHeads: heads, maxPositions: 2048, specialTokens: { bos: 1, eos: [2] },
     };
-    return LlamaModel.fromParameters(c, randomLlamaParameters(c, 1234, { tied: false }));
+    return { model: LlamaModel.fromParameters(c, randomLlamaParameters(c, 1234, { tied: false })) };
   },
 });
 
@@ -47,7 +53,7 @@ export const MODELS: Record<string, ModelSpec> = {
     build: async (fixture) => {
       const { loadModel } = await import('@kvt/loaders');
       const loaded = await loadModel(fixture('stories260K/stories260K.bin'));
-      return loaded.model;
+      return { model: loaded.model, tokenizer: loaded.tokenizer };
     },
   },
   'llama-15m': llama('llama-15m', 288, 768, 6, 6, '15M'),
@@ -58,7 +64,7 @@ export const MODELS: Record<string, ModelSpec> = {
     parameters: '124M',
     build: async () => {
       const c: Gpt2Config = { architecture: 'gpt2', vocabSize: 50257, hiddenSize: 768, numLayers: 12, numHeads: 12, maxPositions: 1024, specialTokens: { eos: [50256] } };
-      return Gpt2Model.fromParameters(c, randomGpt2Parameters(c, 1234));
+      return { model: Gpt2Model.fromParameters(c, randomGpt2Parameters(c, 1234)) };
     },
   },
   'marian-base': {
@@ -72,7 +78,7 @@ export const MODELS: Record<string, ModelSpec> = {
         positions: { kind: 'sinusoidal', layout: 'concat', denominator: 'half', offset: 0 }, scaleEmbedding: true,
         specialTokens: { decoderStart: 58100, eos: [0], pad: 58100 },
       };
-      return EncoderDecoderTransformer.fromParameters(c, randomEncoderDecoderParameters(c, 1234, { sharedEmbeddings: true, outputBias: true }));
+      return { model: EncoderDecoderTransformer.fromParameters(c, randomEncoderDecoderParameters(c, 1234, { sharedEmbeddings: true, outputBias: true })) };
     },
   },
 };
@@ -84,8 +90,9 @@ export function modelSpec(name: string): ModelSpec {
 }
 
 /** A model by name, or any model path/URL through the loaders. */
-export async function buildModelFor(name: string, fixture: (path: string) => ModelSource): Promise<BenchModel> {
+export async function buildModelFor(name: string, fixture: (path: string) => ModelSource): Promise<BuiltModel> {
   if (MODELS[name]) return MODELS[name]!.build(fixture);
   const { loadModel } = await import('@kvt/loaders');
-  return (await loadModel(name)).model;
+  const loaded = await loadModel(name);
+  return { model: loaded.model, tokenizer: loaded.tokenizer };
 }
