@@ -1,8 +1,13 @@
-/** Runs a generation stream to its end, handing each token's text to `onText`; resolves to the stream's result. */
-export async function drain<R>(stream: AsyncGenerator<{ text: string }, R>, onText: (text: string) => void): Promise<R> {
+import type { GenerationEvent } from '@kvt/core';
+
+/**
+ * Runs a generation stream to its end, handing each token's new text to `onText` (beam search's best-so-far events
+ * are not text to append: the caller prints the result); resolves to the stream's result.
+ */
+export async function drain<R>(stream: AsyncGenerator<GenerationEvent, R>, onText: (text: string) => void): Promise<R> {
   for (;;) {
     const next = await stream.next();
     if (next.done) return next.value;
-    onText(next.value.text);
+    if (next.value.kind === 'token') onText(next.value.text);
   }
 }

@@ -20,7 +20,9 @@ export type KvtErrorCode =
   | 'UNSUPPORTED'
   | 'ABORTED'
   | 'CACHE_STATE'
-  | 'DISPOSED';
+  | 'DISPOSED'
+  | 'RESOURCE_LIMIT'
+  | 'NUMERICAL';
 
 /** Base class of every kvt error. */
 export class KvtError extends Error {
@@ -92,8 +94,11 @@ export class PromptTooLongError extends KvtError {
   ) {
     super(
       'PROMPT_TOO_LONG',
-      `The prompt has ${promptTokens} tokens and ${maxNewTokens} new tokens were asked for, but the model has ` +
-        `${maxPositions} positions; shorten the prompt or lower maxNewTokens to at most ${Math.max(0, maxPositions - promptTokens)}.`,
+      promptTokens > maxPositions
+        ? `The prompt has ${promptTokens} tokens but the model has ${maxPositions} positions; shorten the prompt to at most ${maxPositions} tokens.`
+        : `The prompt has ${promptTokens} tokens and ${maxNewTokens} new tokens were asked for, but the model has ` +
+            `${maxPositions} positions (the last new token is never fed back, so prompt + new tokens − 1 must fit); ` +
+            `lower maxNewTokens to at most ${maxPositions - promptTokens + 1}, or shorten the prompt.`,
     );
   }
   static override isInstance(e: unknown): e is PromptTooLongError {
@@ -174,6 +179,42 @@ export class DisposedError extends KvtError {
   }
   static override isInstance(e: unknown): e is DisposedError {
     return isCode(e, 'DISPOSED');
+  }
+}
+
+/** A request whose sizes (beams, samples, inputs, a file's declared lengths) would need more memory than kvt allows. */
+export class ResourceLimitError extends KvtError {
+  constructor(
+    message: string,
+    /** What the request would need (bytes, or the count named in the message). */
+    readonly needed: number,
+    /** The limit. */
+    readonly limit: number,
+  ) {
+    super('RESOURCE_LIMIT', message);
+  }
+  static override isInstance(e: unknown): e is ResourceLimitError {
+    return isCode(e, 'RESOURCE_LIMIT');
+  }
+}
+
+/** The model produced non-finite logits (NaN or infinity): its weights or config are broken. */
+export class NumericalError extends KvtError {
+  constructor(
+    /** 0-based index of the generated token whose logits were not finite. */
+    readonly step: number,
+    /** The row (sequence) whose logits were not finite. */
+    readonly row: number,
+    readonly value: number,
+  ) {
+    super(
+      'NUMERICAL',
+      `The model's logits are not finite (${value}) at generation step ${step}, row ${row}: check the weights ` +
+        '(NaN or infinity in a tensor) and the config (norm epsilon, rope theta, scaling).',
+    );
+  }
+  static override isInstance(e: unknown): e is NumericalError {
+    return isCode(e, 'NUMERICAL');
   }
 }
 

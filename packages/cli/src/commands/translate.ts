@@ -81,7 +81,7 @@ async function translateOne(loaded: Extract<LoadedModel, { kind: 'encoder-decode
     return;
   }
   // beam search streams nothing: print the result (and the n-best)
-  if ((o.beams ?? loaded.generationDefaults.numBeams ?? 1) > 1) process.stdout.write(t.text ?? '');
+  if (result.config.numBeams > 1) process.stdout.write(t.text ?? '');
   process.stdout.write('\n');
   if (t.hypotheses.length > 1) for (const h of t.hypotheses) process.stdout.write(`  ${h.score.toFixed(4)}\t${h.text ?? ''}\n`);
   process.stderr.write(`${t.tokens.length} tokens, ${speed.toFixed(1)} tokens/s (${o.backend}, load ${loadMs.toFixed(0)} ms)\n`);

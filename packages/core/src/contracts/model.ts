@@ -1,4 +1,5 @@
 import type { Cache, EncoderDecoderCache } from './cache.js';
+import type { GenerationOptions } from '../generation/config.js';
 
 /** Token ids a model knows specially. */
 export interface SpecialTokens {
@@ -65,6 +66,11 @@ export interface CreateCacheOptions {
 export interface DecoderOnlyModel {
   readonly kind: 'decoder-only';
   readonly config: ModelConfig;
+  /**
+   * The generation settings the checkpoint declares (Hugging Face `generation_config.json`, or the generation keys
+   * of an older `config.json`): `generate` applies them unless the request says otherwise.
+   */
+  generationDefaults?: Readonly<GenerationOptions>;
   createCache(options: CreateCacheOptions): Cache;
   /**
    * Runs `tokenIds` (one row per sequence) after what `cache` holds and appends their K/V to it. On an empty cache
@@ -99,6 +105,8 @@ export interface EncoderState {
 export interface EncoderDecoderModel {
   readonly kind: 'encoder-decoder';
   readonly config: ModelConfig & { readonly sourceVocabSize: number };
+  /** The generation settings the checkpoint declares: `translate` applies them unless the request says otherwise. */
+  generationDefaults?: Readonly<GenerationOptions>;
   encode(sourceIds: readonly (readonly number[])[]): Promise<EncoderState>;
   /** A cache whose rows are grouped `rowsPerSource` per source sentence of `encoderState`. */
   createCache(options: {

@@ -29,29 +29,53 @@ export interface StreamDecoder {
 }
 
 /**
- * A stream decoder for any tokenizer: decodes the whole sequence each time and emits the new suffix, holding back
- * text that ends in an incomplete UTF-8 character (U+FFFD).
+ * A stream decoder for any tokenizer whose `decode` is local (a token's text depends on the token and the one before
+ * it: SentencePiece's leading space, byte-fallback pieces, WordPiece's `##`). Each `push` decodes a short window, not
+ * the whole sequence: the tokens since the last emitted text plus the one before them (`prefix`..`read`), and emits
+ * the part that the new tokens add. Text that ends in an incomplete UTF-8 character (U+FFFD) is held back until the
+ * character completes. Amortized O(1) per token; the concatenated output equals `decode(ids)` of the whole sequence
+ * (after `prefix`).
+ *
+ * @example
+ * ```ts
+ * const decoder = createIncrementalDecoder((ids) => tokenizer.decode(ids));
+ * for (const id of ids) process.stdout.write(decoder.push(id));
+ * process.stdout.write(decoder.flush());
+ * ```
  */
-export function createDiffStreamDecoder(
+export function createIncrementalDecoder(
   decode: (ids: readonly number[]) => string,
   prefix: readonly number[] = [],
 ): StreamDecoder {
-  const ids: number[] = [...prefix];
-  let emitted = decode(ids).length;
+  // ids[start, read) were decoded and emitted already; ids[read, end) are new or held back
+  let ids: number[] = prefix.slice(-1);
+  let start = 0;
+  let read = ids.length;
+  const advance = (): string => {
+    const window = ids.slice(start);
+    const before = read > start ? decode(window.slice(0, read - start)) : '';
+    const text = decode(window);
+    if (text.endsWith('\uFFFD') || text.length <= before.length) return '';
+    // compact: keep only the last emitted token as context for the next window
+    ids = ids.slice(ids.length - 1);
+    start = 0;
+    read = ids.length;
+    return text.slice(before.length);
+  };
   return {
     push(id: number): string {
       ids.push(id);
-      const text = decode(ids);
-      if (text.endsWith('\uFFFD')) return '';
-      const out = text.slice(emitted);
-      emitted = text.length;
-      return out;
+      return advance();
     },
     flush(): string {
-      const text = decode(ids);
-      const out = text.slice(emitted);
-      emitted = text.length;
-      return out;
+      if (read === ids.length) return '';
+      const window = ids.slice(start);
+      const before = read > start ? decode(window.slice(0, read - start)) : '';
+      const text = decode(window);
+      ids = ids.slice(ids.length - 1);
+      start = 0;
+      read = ids.length;
+      return text.slice(before.length);
     },
   };
 }

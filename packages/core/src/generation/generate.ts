@@ -1,11 +1,15 @@
 import type { DecoderOnlyModel } from '../contracts/model.js';
 import type { Tokenizer } from '../contracts/tokenizer.js';
 import { AbortedError, InvalidOptionError } from '../errors.js';
+import { BeamSearchStrategy, type Hypothesis } from './beam-search.js';
+import { resolveGenerationConfig, type GenerationConfig, type GenerationOptions } from './config.js';
+import type { GenerationEvent, TokenEvent, TokenLogprob } from './events.js';
+import { abortChecker, asBatch, checkRequest, validateIdBatch } from './inputs.js';
 import { GENERATE_OPTIONS, rejectUnknownOptions } from './option-names.js';
-import { resolveGenerationConfig, type GenerationOptions } from './config.js';
-import { beamSearch, sampleLoop, type FinishReason, type Hypothesis, type TokenEvent } from './decode-loops.js';
-import { abortChecker, asBatch, validateIdBatch } from './inputs.js';
+import { decodeLoop, fanOut } from './pipeline.js';
+import { SamplingStrategy, type SequenceOutput } from './sampling-strategy.js';
 import { decoderOnlySession, type CacheMode } from './session.js';
+import type { FinishReason } from './stopping-criteria.js';
 
 /** A request to {@link generate} or {@link generateStream}. Give `inputIds`, or `prompt` with a `tokenizer`. */
 export interface GenerateRequest extends GenerationOptions {
@@ -17,10 +21,16 @@ export interface GenerateRequest extends GenerationOptions {
   tokenizer?: Tokenizer;
   /** Stops generation within one step; the promise rejects with {@link AbortedError} holding the partial result. */
   signal?: AbortSignal;
-  /** Called with every generated token. */
+  /** Called with every generated token (greedy and sampling; beam search streams {@link BeamEvent}s to the iterator). */
   onToken?: (event: TokenEvent) => void;
   /** How past keys and values are kept (default 'auto': the backend's cache where a backend package is imported). */
   cache?: CacheMode;
+}
+
+/** One output of one prompt: a sample, or a beam hypothesis. */
+export interface GeneratedHypothesis extends Hypothesis {
+  readonly text?: string;
+  readonly finishReason?: FinishReason;
 }
 
 export interface GeneratedSequence {
@@ -29,8 +39,12 @@ export interface GeneratedSequence {
   /** Decoded text of `tokens` (special tokens dropped, cut before a stop string), when a tokenizer was given. */
   readonly text?: string;
   readonly finishReason: FinishReason;
-  /** Beam search: the n-best, best first. */
-  readonly hypotheses?: (Hypothesis & { readonly text?: string })[];
+  /** With `logprobs` or `topLogprobs`: each token's log-probability under the model's distribution. */
+  readonly logprobs?: number[];
+  /** With `topLogprobs`: each step's most likely tokens. */
+  readonly topLogprobs?: TokenLogprob[][];
+  /** Beam search: the n-best, best first. Sampling with `numReturnSequences` > 1: every sample, in order. */
+  readonly hypotheses?: GeneratedHypothesis[];
 }
 
 export interface GenerateResult {
@@ -40,6 +54,8 @@ export interface GenerateResult {
   readonly promptTokens: number[][];
   /** The seed the sampler used (pass it back to reproduce a sampled output). */
   readonly seed: number;
+  /** The settings used: the request's options over the model's own generation defaults over kvt's. */
+  readonly config: GenerationConfig;
   readonly timing: {
     /** Prompt processing (the first model call), ms. */
     readonly prefillMs: number;
@@ -67,112 +83,124 @@ export async function generate(model: DecoderOnlyModel, request: GenerateRequest
   for (;;) {
     const next = await stream.next();
     if (next.done) return next.value;
-    request.onToken?.(next.value);
+    if (next.value.kind === 'token') request.onToken?.(next.value);
   }
 }
 
 /**
- * Like {@link generate}, as an async iterable of tokens; the generator's return value is the {@link GenerateResult}.
- * Breaking out of the loop releases the cache.
+ * Like {@link generate}, as an async iterable of events: a {@link TokenEvent} per token (greedy, sampling), or beam
+ * search's current best hypothesis as it changes ({@link BeamEvent}). The generator's return value is the
+ * {@link GenerateResult}. Breaking out of the loop releases the cache.
  *
  * @example
  * ```ts
- * for await (const { text } of generateStream(model, { prompt: 'Once upon a time', tokenizer })) {
- *   process.stdout.write(text);
+ * for await (const event of generateStream(model, { prompt: 'Once upon a time', tokenizer })) {
+ *   if (event.kind === 'token') process.stdout.write(event.text);
  * }
  * ```
  */
 export async function* generateStream(
   model: DecoderOnlyModel,
   request: GenerateRequest,
-): AsyncGenerator<TokenEvent, GenerateResult> {
+): AsyncGenerator<GenerationEvent, GenerateResult> {
   rejectUnknownOptions(request, GENERATE_OPTIONS, 'generate');
+  checkRequest(request, 'generate');
   const start = performance.now();
   const prompts = promptIds(request);
-  const config = resolveGenerationConfig(request, model.config, Math.max(...prompts.map((p) => p.length)));
+  const longest = Math.max(...prompts.map((p) => p.length));
+  const config = resolveGenerationConfig(request, model.config, {
+    promptLength: longest,
+    inputs: prompts.length,
+    ...(model.generationDefaults ? { defaults: model.generationDefaults } : {}),
+  });
   if (config.stopStrings.length > 0 && !request.tokenizer)
     throw new InvalidOptionError('stopStrings', request.stopStrings, 'a tokenizer to go with them (request.tokenizer)');
   validateIdBatch(prompts, model.config.vocabSize, model.config.maxPositions, config.maxNewTokens, 'prompt');
-  const mode = request.cache ?? 'auto';
-  if (mode !== 'auto' && mode !== 'backend' && mode !== 'concat' && mode !== 'none')
-    throw new InvalidOptionError('cache', mode, "'auto', 'backend', 'concat' or 'none'");
+  const tokenizer = request.tokenizer;
+  const fan = config.numBeams > 1 ? config.numBeams : config.numReturnSequences;
 
-  const longest = Math.max(...prompts.map((p) => p.length));
-  const session = decoderOnlySession(model, prompts.length, mode, longest + config.maxNewTokens);
-  const histories = prompts.map((p) => [...p]);
-  const timing = { stepMs: [] as number[] };
-  const generated: number[][] = prompts.map(() => []);
+  const session = decoderOnlySession(model, prompts.length, request.cache ?? 'auto', longest + config.maxNewTokens - 1);
+  const stepMs: number[] = [];
   let firstTokenMs = 0;
   let cacheInfo: GenerateResult['cache'] = null;
-  const finish = (sequences: GeneratedSequence[]): GenerateResult => ({
-    sequences,
+  let strategy: SamplingStrategy | BeamSearchStrategy | undefined;
+  const finish = (): GenerateResult => ({
+    sequences: strategy ? sequencesOf(strategy, prompts.length, tokenizer) : prompts.map(() => ({ tokens: [], finishReason: 'aborted' as const })),
     promptTokens: prompts,
     seed: config.seed,
-    timing: {
-      prefillMs: timing.stepMs[0] ?? 0,
-      decodeMs: timing.stepMs.slice(1),
-      firstTokenMs,
-      totalMs: performance.now() - start,
-    },
+    config,
+    timing: { prefillMs: stepMs[0] ?? 0, decodeMs: stepMs.slice(1), firstTokenMs, totalMs: performance.now() - start },
     cache: cacheInfo,
   });
-  const checkAbort = abortChecker(
-    request.signal,
-    (reason) =>
-      new AbortedError(
-        finish(generated.map((tokens) => ({ tokens: [...tokens], finishReason: 'length' as const, ...text(request.tokenizer, tokens) }))),
-        reason,
-      ),
-  );
+  const checkAbort = abortChecker(request.signal, (reason) => new AbortedError(finish(), reason));
   const padToken = model.config.specialTokens.pad ?? config.stopTokenIds[0] ?? 0;
-  const ctx = { config, histories, tokenizer: request.tokenizer, padToken, signal: request.signal, timing, checkAbort };
   try {
     checkAbort(); // a signal aborted before the call: nothing runs
     const t0 = performance.now();
-    let logits = await session.step(prompts);
-    timing.stepMs.push(performance.now() - t0);
+    const prefill = await session.step(prompts);
+    stepMs.push(performance.now() - t0);
     checkAbort();
-    let sequences: GeneratedSequence[];
-    if (config.numBeams === 1) {
-      const loop = sampleLoop(session, logits, ctx);
-      for (;;) {
-        const next = await loop.next();
-        if (next.done) {
-          sequences = next.value.map((o) => {
-            const t = request.tokenizer ? decodeText(request.tokenizer, o.tokens, o.stopStringIndex) : undefined;
-            return { tokens: o.tokens, finishReason: o.finishReason, ...(t !== undefined ? { text: t } : {}) };
-          });
-          break;
-        }
-        if (firstTokenMs === 0) firstTokenMs = performance.now() - start;
-        generated[next.value.sequence]!.push(next.value.token);
-        yield next.value;
-        checkAbort();
-      }
-    } else {
-      // Replicate each prompt's cache rows numBeams times: a reorder, not a second prefill.
-      const N = config.numBeams;
-      const rows = prompts.flatMap((_, i) => Array<number>(N).fill(i));
-      session.reorder(rows);
-      logits = replicateRows(logits, N);
-      const hyps = await beamSearch(session, logits, prompts.length, ctx);
-      firstTokenMs = performance.now() - start;
-      sequences = hyps.map((list) => {
-        const best = list[0]!;
-        const withText = list.map((h) => ({ ...h, ...text(request.tokenizer, h.tokens) }));
-        return {
-          tokens: best.tokens,
-          finishReason: config.stopTokenIds.includes(best.tokens[best.tokens.length - 1]!) ? 'stop-token' : 'length',
-          ...text(request.tokenizer, best.tokens),
-          hypotheses: withText,
-        };
+    // beams and parallel samples share the prompt's prefill: its cache rows are duplicated, not recomputed
+    const logits = fanOut(session, prefill, fan);
+    if (config.numBeams > 1) {
+      strategy = new BeamSearchStrategy({
+        config,
+        histories: prompts,
+        padToken,
+        textOf: tokenizer ? (_, tokens) => tokenizer.decode(tokens) : undefined,
       });
+    } else {
+      const rows = prompts.flatMap((history, sequence) =>
+        Array.from({ length: fan }, (_, sample) => ({ sequence, sample, history, decoder: tokenizer?.createStreamDecoder() })),
+      );
+      strategy = new SamplingStrategy({ config, rows, padToken, startedAt: start, scores: fan > 1 });
     }
-    cacheInfo = session.cache ? { length: session.cache.length, bytes: session.cache.bytes, capacity: session.cache.capacity } : null;
-    return finish(sequences);
+    for await (const event of decodeLoop(session, logits, strategy, { stepMs, checkAbort })) {
+      if (firstTokenMs === 0) firstTokenMs = performance.now() - start;
+      yield event;
+    }
+    const cache = session.cache;
+    cacheInfo = cache ? { length: cache.length, bytes: cache.bytes, capacity: cache.capacity } : null;
+    return finish();
   } finally {
     session.dispose();
   }
+}
+
+/** Results per prompt from a finished (or aborted) strategy. */
+function sequencesOf(strategy: SamplingStrategy | BeamSearchStrategy, prompts: number, tokenizer: Tokenizer | undefined): GeneratedSequence[] {
+  if (strategy instanceof BeamSearchStrategy) {
+    return strategy.results().map((list) => {
+      const hypotheses = list.map((h) => ({ ...h, ...(tokenizer ? { text: tokenizer.decode(h.tokens) } : {}) }));
+      const best = hypotheses[0] ?? { tokens: [], score: -Infinity, logProbability: -Infinity };
+      return { tokens: best.tokens, ...('text' in best ? { text: best.text } : {}), finishReason: beamFinish(strategy, best.tokens), hypotheses };
+    });
+  }
+  const outputs = strategy.outputs();
+  return Array.from({ length: prompts }, (_, i) => {
+    const samples = outputs.filter((o) => o.sequence === i);
+    const first = samples[0]!;
+    return {
+      ...sequenceFields(first),
+      ...(samples.length > 1
+        ? { hypotheses: samples.map((s) => ({ tokens: s.tokens, ...(s.text !== undefined ? { text: s.text } : {}), score: s.logProbability, logProbability: s.logProbability, finishReason: s.finishReason })) }
+        : {}),
+    };
+  });
+}
+
+function sequenceFields(o: SequenceOutput): GeneratedSequence {
+  return {
+    tokens: o.tokens,
+    ...(o.text !== undefined ? { text: o.text } : {}),
+    finishReason: o.finishReason,
+    ...(o.logprobs ? { logprobs: o.logprobs } : {}),
+    ...(o.topLogprobs ? { topLogprobs: o.topLogprobs } : {}),
+  };
+}
+
+function beamFinish(strategy: BeamSearchStrategy, tokens: readonly number[]): FinishReason {
+  return strategy.endsWithStop(tokens) ? 'stop-token' : 'length';
 }
 
 function promptIds(request: GenerateRequest): number[][] {
@@ -182,30 +210,10 @@ function promptIds(request: GenerateRequest): number[][] {
   if (request.prompt === undefined)
     throw new InvalidOptionError('prompt', undefined, 'a prompt (with a tokenizer) or inputIds');
   if (!request.tokenizer) throw new InvalidOptionError('tokenizer', undefined, 'a tokenizer to encode the prompt text');
-  const texts = typeof request.prompt === 'string' ? [request.prompt] : [...request.prompt];
-  return texts.map((t) => {
+  const texts = typeof request.prompt === 'string' ? [request.prompt] : request.prompt;
+  if (!Array.isArray(texts) || texts.length === 0) throw new InvalidOptionError('prompt', request.prompt, 'a string or a non-empty array of strings');
+  return texts.map((t: unknown) => {
     if (typeof t !== 'string') throw new InvalidOptionError('prompt', t, 'a string or an array of strings');
     return request.tokenizer!.encode(t);
   });
-}
-
-/** Copies each row of last-position logits `times` times, row-major: [r0, r0, …, r1, r1, …]. */
-export function replicateRows(
-  logits: { data: Float32Array; batch: number; positions: number; vocabSize: number },
-  times: number,
-) {
-  const stride = logits.positions * logits.vocabSize;
-  const data = new Float32Array(logits.batch * times * stride);
-  for (let r = 0; r < logits.batch; r++)
-    for (let k = 0; k < times; k++) data.set(logits.data.subarray(r * stride, (r + 1) * stride), (r * times + k) * stride);
-  return { data, batch: logits.batch * times, positions: logits.positions, vocabSize: logits.vocabSize };
-}
-
-function decodeText(tokenizer: Tokenizer, tokens: readonly number[], stopStringIndex?: number): string {
-  const full = tokenizer.decode(tokens);
-  return stopStringIndex === undefined ? full : full.slice(0, stopStringIndex);
-}
-
-function text(tokenizer: Tokenizer | undefined, tokens: readonly number[]): { text?: string } {
-  return tokenizer ? { text: tokenizer.decode(tokens) } : {};
 }

@@ -17,7 +17,8 @@ export function validateIdBatch(
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new TokenOutOfRangeError(id, vocabSize, `${what}[${i}]`);
     }
-    if (ids.length + newTokens > maxPositions) throw new PromptTooLongError(ids.length, newTokens, maxPositions);
+    // the last new token is never fed back: prompt + new − 1 positions are used
+    if (ids.length > maxPositions || ids.length + newTokens - 1 > maxPositions) throw new PromptTooLongError(ids.length, newTokens, maxPositions);
   });
 }
 
@@ -34,4 +35,30 @@ export function abortChecker(signal: AbortSignal | undefined, makeError: (reason
   return () => {
     if (signal?.aborted) throw makeError(signal.reason);
   };
+}
+
+const CACHE_MODES = ['auto', 'backend', 'concat', 'none'];
+
+/**
+ * Checks the types of a request's non-generation fields (tokenizer, callbacks, signal, cache mode) before any work:
+ * a wrong type is an {@link InvalidOptionError}, never a `TypeError` deep inside.
+ */
+export function checkRequest(
+  request: { tokenizer?: unknown; targetTokenizer?: unknown; onToken?: unknown; signal?: unknown; cache?: unknown },
+  call: string,
+): void {
+  if (request === null || typeof request !== 'object') throw new InvalidOptionError('request', request, `an options object for ${call}`);
+  for (const name of ['tokenizer', 'targetTokenizer'] as const) {
+    const t = request[name] as Record<string, unknown> | undefined;
+    if (t === undefined) continue;
+    if (t === null || typeof t !== 'object' || ['encode', 'decode', 'createStreamDecoder'].some((m) => typeof t[m] !== 'function'))
+      throw new InvalidOptionError(name, t, 'a Tokenizer (encode, decode, createStreamDecoder), such as the one loadModel returns');
+  }
+  if (request.onToken !== undefined && typeof request.onToken !== 'function')
+    throw new InvalidOptionError('onToken', request.onToken, 'a function called with each token event');
+  const s = request.signal as { aborted?: unknown; addEventListener?: unknown } | undefined;
+  if (s !== undefined && (s === null || typeof s !== 'object' || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function'))
+    throw new InvalidOptionError('signal', s, 'an AbortSignal (new AbortController().signal, AbortSignal.timeout(ms))');
+  if (request.cache !== undefined && !CACHE_MODES.includes(request.cache as string))
+    throw new InvalidOptionError('cache', request.cache, "'auto', 'backend', 'concat' or 'none'");
 }

@@ -1,9 +1,11 @@
 import { InvalidOptionError } from '../errors.js';
 
 /** The option names of `GenerationOptions`, shared by `generate` and `translate`. */
-const GENERATION_OPTIONS = [
-  'maxNewTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'seed', 'stopTokenIds', 'stopStrings',
-  'numBeams', 'lengthPenalty', 'earlyStopping', 'numReturnSequences',
+export const GENERATION_OPTIONS = [
+  'maxNewTokens', 'minNewTokens', 'maxLength', 'minLength', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty',
+  'noRepeatNgramSize', 'badWordsIds', 'suppressTokens', 'beginSuppressTokens', 'forcedBosTokenId', 'forcedEosTokenId',
+  'seed', 'stopTokenIds', 'stopStrings', 'maxTimeMs', 'numBeams', 'lengthPenalty', 'earlyStopping', 'numReturnSequences',
+  'logprobs', 'topLogprobs', 'logitsProcessors', 'stoppingCriteria',
 ] as const;
 
 /** Every option `generate` / `generateStream` accepts. */
@@ -15,10 +17,10 @@ export const TRANSLATE_OPTIONS: readonly string[] = [
 
 /** Names other libraries use for kvt's options (Hugging Face, OpenAI, llama.cpp), and common slips. */
 const ALIASES: Readonly<Record<string, string>> = {
-  maxTokens: 'maxNewTokens', maxLength: 'maxNewTokens', nPredict: 'maxNewTokens', numPredict: 'maxNewTokens',
+  maxTokens: 'maxNewTokens', nPredict: 'maxNewTokens', numPredict: 'maxNewTokens',
   beams: 'numBeams', beamSize: 'numBeams', beamWidth: 'numBeams', numBeam: 'numBeams',
   stop: 'stopStrings', stopSequences: 'stopStrings', eosTokenId: 'stopTokenIds', eosTokenIds: 'stopTokenIds',
-  randomSeed: 'seed', numReturn: 'numReturnSequences', nBest: 'numReturnSequences', abortSignal: 'signal',
+  randomSeed: 'seed', numReturn: 'numReturnSequences', maxTime: 'maxTimeMs', eosTokenIdList: 'stopTokenIds', bannedTokens: 'suppressTokens', badWords: 'badWordsIds', logitBias: 'logitsProcessors', nBest: 'numReturnSequences', abortSignal: 'signal',
   repeatPenalty: 'repetitionPenalty', input: 'prompt', inputs: 'prompt', sourceText: 'text',
 };
 

@@ -1,5 +1,5 @@
 import type { Rng } from './rng.js';
-import { softmax } from './logits-processors.js';
+import { TokenDistribution } from './distribution.js';
 
 /** Index of the largest value; the lowest index wins ties (as llama2.c's argmax). */
 export function argmax(values: ArrayLike<number>): number {
@@ -16,14 +16,25 @@ export function argmax(values: ArrayLike<number>): number {
 
 /** Draws one index from softmax(logits) with `rng`. */
 export function sampleFromLogits(logits: ArrayLike<number>, rng: Rng): number {
-  const probs = softmax(logits);
-  const r = rng.next();
-  let cumulative = 0;
-  let last = 0;
-  for (let i = 0; i < probs.length; i++) {
-    if (probs[i]! > 0) last = i;
-    cumulative += probs[i]!;
-    if (r < cumulative) return i;
+  return new TokenDistribution(Float32Array.from(logits)).sample(rng);
+}
+
+/**
+ * Chooses a row's next token from its processed distribution: greedy (argmax) or by sampling with the config's
+ * seeded random numbers. Beam search chooses by groups instead (`beam-search.ts`).
+ */
+export type Sampler = (distribution: TokenDistribution) => number;
+
+/** The sampler a config asks for. */
+export function chooseSampler(sampling: boolean, rng: Rng): Sampler {
+  return sampling ? (d) => d.sample(rng) : (d) => argmax(d.logits);
+}
+
+/** Index of the first logit that is NaN or infinite (what a broken model gives), or −1. */
+export function firstNonFinite(logits: ArrayLike<number>): number {
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i]!;
+    if (v - v !== 0) return i; // NaN and ±∞ give NaN
   }
-  return last; // rounding left r above the total
+  return -1;
 }

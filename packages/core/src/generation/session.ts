@@ -5,14 +5,14 @@ import type { DecoderOnlyModel, EncoderDecoderModel, EncoderState, Logits } from
  * What the decoding loops drive: a model and its cache, all rows stepping together. One implementation per model
  * kind and cache mode, so greedy, sampling and beam search are written once.
  */
-export interface DecodingSession {
+export interface DecodingSession<C extends Cache = Cache> {
   readonly vocabSize: number;
   /** Feeds new tokens (one row per sequence) and returns the last position's logits `[rows, 1, vocab]`. */
   step(tokens: readonly (readonly number[])[]): Promise<Logits>;
   /** Row `i` becomes row `indices[i]` (beam search). */
   reorder(indices: readonly number[]): void;
   /** The cache, or null when every step recomputes the whole sequence. */
-  readonly cache: Cache | null;
+  readonly cache: C | null;
   dispose(): void;
 }
 
@@ -48,7 +48,7 @@ export function encoderDecoderSession(
   rowsPerSource: number,
   mode: CacheMode,
   capacityHint: number,
-): DecodingSession {
+): DecodingSession<EncoderDecoderCache> {
   if (mode === 'none') {
     const rows = encoderState.batchSize * rowsPerSource;
     return new RecomputeSession(rows, (h) => model.decode(h, encoderState, null), model.config.vocabSize);
@@ -64,7 +64,7 @@ export function encoderDecoderSession(
 }
 
 /** Keeps every row's tokens and recomputes the whole sequence at each step (no cache). */
-class RecomputeSession implements DecodingSession {
+class RecomputeSession implements DecodingSession<never> {
   readonly cache = null;
   private histories: number[][];
   constructor(

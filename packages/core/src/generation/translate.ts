@@ -1,13 +1,17 @@
+import type { EncoderDecoderCache } from '../contracts/cache.js';
 import type { EncoderDecoderModel, EncoderState } from '../contracts/model.js';
 import type { Tokenizer } from '../contracts/tokenizer.js';
 import { AbortedError, InvalidOptionError, TokenOutOfRangeError } from '../errors.js';
+import { BeamSearchStrategy } from './beam-search.js';
+import { checkGenerationMemory, resolveGenerationConfig, type GenerationConfig, type GenerationOptions } from './config.js';
+import type { TokenDistribution } from './distribution.js';
+import type { GenerationEvent, TokenEvent, TokenLogprob } from './events.js';
+import { abortChecker, asBatch, checkRequest, validateIdBatch } from './inputs.js';
 import { TRANSLATE_OPTIONS, rejectUnknownOptions } from './option-names.js';
-import { resolveGenerationConfig, type GenerationOptions } from './config.js';
-import { beamSearch, sampleLoop, type FinishReason, type SequenceOutput, type TokenEvent } from './decode-loops.js';
-import type { Logits } from '../contracts/model.js';
-import { logSoftmax } from './logits-processors.js';
-import { abortChecker, asBatch, validateIdBatch } from './inputs.js';
+import { decodeLoop, fanOut } from './pipeline.js';
+import { SamplingStrategy } from './sampling-strategy.js';
 import { encoderDecoderSession, type CacheMode, type DecodingSession } from './session.js';
+import type { FinishReason } from './stopping-criteria.js';
 
 /** A request to {@link translate} / {@link translateStream}. Give `sourceIds`, or `text` with tokenizers. */
 export interface TranslateRequest extends GenerationOptions {
@@ -27,6 +31,7 @@ export interface TranslateRequest extends GenerationOptions {
    */
   alternatives?: number;
   signal?: AbortSignal;
+  /** Called with every generated token (greedy, sampling, alternatives; beam search streams {@link BeamEvent}s). */
   onToken?: (event: TokenEvent) => void;
   cache?: CacheMode;
 }
@@ -35,7 +40,7 @@ export interface TranslationHypothesis {
   /** Target ids: the forced prefix, then the generated tokens (a final stop token included). */
   readonly tokens: number[];
   readonly text?: string;
-  /** Beam search score: sum(log p) / length^lengthPenalty over generated tokens (0 for greedy). */
+  /** Beam search and alternatives: sum(log p) / length^lengthPenalty over generated tokens; samples: sum(log p); 0 greedy. */
   readonly score: number;
 }
 
@@ -44,17 +49,22 @@ export interface Translation {
   readonly tokens: number[];
   readonly text?: string;
   readonly finishReason: FinishReason;
-  /** n-best, best first (one entry without beam search). */
+  /** n-best, best first (one entry without beam search; every sample with `numReturnSequences`). */
   readonly hypotheses: TranslationHypothesis[];
+  /** With `logprobs` or `topLogprobs`: each generated token's log-probability under the model's distribution. */
+  readonly logprobs?: number[];
+  readonly topLogprobs?: TokenLogprob[][];
 }
 
 export interface TranslateResult {
   /** One per source sentence. */
   readonly translations: Translation[];
   readonly sourceTokens: number[][];
+  /** The settings used: the request's options over the model's own generation defaults over kvt's. */
+  readonly config: GenerationConfig;
   readonly timing: {
     readonly encodeMs: number;
-    /** The first decoder call (start token and forced prefix), ms. */
+    /** The first decoder call (start token and forced prefix, once per source), ms. */
     readonly prefillMs: number;
     readonly decodeMs: number[];
     readonly firstTokenMs: number;
@@ -69,9 +79,9 @@ export interface TranslateResult {
 }
 
 /**
- * Translates with an encoder-decoder model: encode once; project cross-attention K/V once; then one cached decoder
- * step per token. Greedy by default; `numBeams > 1` runs beam search (beams share one encoder output and one copy of
- * the cross-attention K/V).
+ * Translates with an encoder-decoder model: encode once; project cross-attention K/V once; run the decoder's start
+ * token (and prefix) once per source; then one cached decoder step per token. Greedy by default; `numBeams > 1`
+ * runs beam search (beams share one encoder output, one copy of the cross-attention K/V and the first step).
  *
  * @example
  * ```ts
@@ -84,193 +94,175 @@ export async function translate(model: EncoderDecoderModel, request: TranslateRe
   for (;;) {
     const next = await stream.next();
     if (next.done) return next.value;
-    request.onToken?.(next.value);
+    if (next.value.kind === 'token') request.onToken?.(next.value);
   }
 }
 
-/** Like {@link translate}, as an async iterable of tokens (greedy or sampling; beam search yields nothing until done). */
+/**
+ * Like {@link translate}, as an async iterable of events: a {@link TokenEvent} per token, or beam search's current
+ * best hypothesis as it changes ({@link BeamEvent}); the generator's return value is the {@link TranslateResult}.
+ *
+ * @example
+ * ```ts
+ * for await (const event of translateStream(model, { text: 'Good morning', tokenizer, numBeams: 4 })) {
+ *   if (event.kind === 'beam') render(event.text, event.final);
+ * }
+ * ```
+ */
 export async function* translateStream(
   model: EncoderDecoderModel,
   request: TranslateRequest,
-): AsyncGenerator<TokenEvent, TranslateResult> {
+): AsyncGenerator<GenerationEvent, TranslateResult> {
   rejectUnknownOptions(request, TRANSLATE_OPTIONS, 'translate');
+  checkRequest(request, 'translate');
   const start = performance.now();
   const sources = sourceIds(request);
-  validateIdBatch(sources, model.config.sourceVocabSize, model.config.maxPositions, 0, 'source');
+  validateIdBatch(sources, model.config.sourceVocabSize, model.config.maxPositions, 1, 'source');
   const prefixes = targetPrefixes(request.targetPrefix, sources.length, model.config.vocabSize);
   const longestPrefix = Math.max(...prefixes.map((p) => p.length));
-  const config = resolveGenerationConfig(request, model.config, 1 + longestPrefix);
   if (prefixes.some((p) => p.length !== longestPrefix))
     throw new InvalidOptionError('targetPrefix', request.targetPrefix, 'prefixes of one length for all sources');
-  validateIdBatch([[0, ...prefixes[0]!]], model.config.vocabSize, model.config.maxPositions, config.maxNewTokens, 'target');
-  const start0 = model.config.specialTokens.decoderStart;
-  if (start0 === undefined) throw new InvalidOptionError('model.config.specialTokens.decoderStart', undefined, 'a decoder start token');
-  const mode = request.cache ?? 'auto';
-  if (mode !== 'auto' && mode !== 'backend' && mode !== 'concat' && mode !== 'none')
-    throw new InvalidOptionError('cache', mode, "'auto', 'backend', 'concat' or 'none'");
+  const config = resolveGenerationConfig(request, model.config, {
+    promptLength: 1 + longestPrefix,
+    inputs: sources.length,
+    ...(model.generationDefaults ? { defaults: model.generationDefaults } : {}),
+  });
+  const decoderStart = model.config.specialTokens.decoderStart;
+  if (decoderStart === undefined)
+    throw new InvalidOptionError('model.config.specialTokens.decoderStart', undefined, 'a decoder start token');
+  validateIdBatch([[decoderStart, ...prefixes[0]!]], model.config.vocabSize, model.config.maxPositions, config.maxNewTokens, 'target');
   const tokenizer = request.targetTokenizer ?? request.tokenizer;
+  if (config.stopStrings.length > 0 && !tokenizer)
+    throw new InvalidOptionError('stopStrings', config.stopStrings, 'a tokenizer to go with them (request.tokenizer)');
   const A = request.alternatives ?? 1;
   if (!Number.isInteger(A) || A < 1 || A > model.config.vocabSize)
     throw new InvalidOptionError('alternatives', request.alternatives, `an integer in [1, ${model.config.vocabSize}]`);
   if (A > 1 && (config.numBeams > 1 || config.sampling))
     throw new InvalidOptionError('alternatives', A, 'greedy decoding (numBeams 1, temperature 0) to go with alternatives');
+  if (A > 1) checkGenerationMemory(model.config, sources.length * A, 1 + longestPrefix + config.maxNewTokens);
 
-  const N = A > 1 ? A : config.numBeams;
-  const timing = { stepMs: [] as number[] };
+  const fan = A > 1 ? A : config.numBeams > 1 ? config.numBeams : config.numReturnSequences;
+  const histories = prefixes.map((p) => [decoderStart, ...p]);
+  const stepMs: number[] = [];
   let encodeMs = 0;
   let firstTokenMs = 0;
   let cacheInfo: TranslateResult['cache'] = null;
-  const generated: number[][] = sources.map(() => []);
-  const finish = (translations: Translation[]): TranslateResult => ({
-    translations,
+  let strategy: SamplingStrategy | BeamSearchStrategy | undefined;
+  const finish = (): TranslateResult => ({
+    translations: strategy ? translationsOf(strategy, prefixes, tokenizer, config.lengthPenalty, A > 1) : prefixes.map((p) => ({ tokens: [...p], finishReason: 'aborted' as const, hypotheses: [] })),
     sourceTokens: sources,
-    timing: {
-      encodeMs,
-      prefillMs: timing.stepMs[0] ?? 0,
-      decodeMs: timing.stepMs.slice(1),
-      firstTokenMs,
-      totalMs: performance.now() - start,
-    },
+    config,
+    timing: { encodeMs, prefillMs: stepMs[0] ?? 0, decodeMs: stepMs.slice(1), firstTokenMs, totalMs: performance.now() - start },
     cache: cacheInfo,
   });
-  const checkAbort = abortChecker(
-    request.signal,
-    (reason) =>
-      new AbortedError(
-        finish(
-          generated.map((g, i) => {
-            const tokens = [...prefixes[i]!, ...g];
-            return { tokens, finishReason: 'length' as const, hypotheses: [{ tokens, score: 0 }], ...decoded(tokenizer, tokens) };
-          }),
-        ),
-        reason,
-      ),
-  );
+  const checkAbort = abortChecker(request.signal, (reason) => new AbortedError(finish(), reason));
+  const padToken = model.config.specialTokens.pad ?? config.stopTokenIds[0] ?? 0;
 
   let state: EncoderState | undefined;
-  let session: DecodingSession | undefined;
+  let session: DecodingSession<EncoderDecoderCache> | undefined;
   try {
     checkAbort(); // a signal aborted before the call: nothing runs
     const t0 = performance.now();
     state = await model.encode(sources);
     encodeMs = performance.now() - t0;
     checkAbort();
-    session = encoderDecoderSession(model, state, N, mode, 1 + longestPrefix + config.maxNewTokens);
-    // First decoder call: the start token and any forced prefix, for every row.
-    const firstInputs = sources.flatMap((_, i) => Array.from({ length: N }, () => [start0, ...prefixes[i]!]));
+    session = encoderDecoderSession(model, state, 1, request.cache ?? 'auto', histories[0]!.length + config.maxNewTokens - 1);
+    // the start token and any forced prefix, once per source; beams, samples and alternatives then fan out
     const t1 = performance.now();
-    let logits = await session.step(firstInputs);
-    timing.stepMs.push(performance.now() - t1);
+    const first = await session.step(histories);
+    stepMs.push(performance.now() - t1);
     checkAbort();
-    const padToken = model.config.specialTokens.pad ?? config.stopTokenIds[0] ?? 0;
-    const histories = sources.map((_, i) => [...prefixes[i]!]);
-    const ctx = { config, histories, tokenizer, padToken, signal: request.signal, timing, checkAbort };
-    let translations: Translation[];
-    if (A > 1) {
-      translations = await alternativesSearch(session, logits, sources.length, A, prefixes, { ...ctx, scores: true }, tokenizer);
-    } else if (N === 1) {
-      const loop = sampleLoop(session, logits, {
-        ...ctx,
-        tokenizer: tokenizer && prefixes[0]!.length === 0 ? tokenizer : undefined,
+    const logits = fanOut(session, first, fan);
+    if (config.numBeams > 1) {
+      strategy = new BeamSearchStrategy({
+        config,
+        histories,
+        padToken,
+        textOf: tokenizer ? (g, tokens) => tokenizer.decode([...prefixes[g]!, ...tokens]) : undefined,
       });
-      for (;;) {
-        const next = await loop.next();
-        if (next.done) {
-          translations = next.value.map((o, i) => {
-            const tokens = [...prefixes[i]!, ...o.tokens];
-            return { tokens, finishReason: o.finishReason, hypotheses: [{ tokens, score: 0, ...decoded(tokenizer, tokens) }], ...decoded(tokenizer, tokens) };
-          });
-          break;
-        }
-        if (firstTokenMs === 0) firstTokenMs = performance.now() - start;
-        generated[next.value.sequence]!.push(next.value.token);
-        yield next.value;
-        checkAbort();
-      }
     } else {
-      const hyps = await beamSearch(session, logits, sources.length, ctx);
-      firstTokenMs = performance.now() - start;
-      translations = hyps.map((list, i) => {
-        const hs = list.map((h) => {
-          const tokens = [...prefixes[i]!, ...h.tokens];
-          return { tokens, score: h.score, ...decoded(tokenizer, tokens) };
-        });
-        const best = hs[0]!;
-        const last = best.tokens[best.tokens.length - 1]!;
-        return {
-          tokens: best.tokens,
-          finishReason: config.stopTokenIds.includes(last) ? ('stop-token' as const) : ('length' as const),
-          hypotheses: hs,
-          ...decoded(tokenizer, best.tokens),
-        };
+      const rows = histories.flatMap((history, sequence) =>
+        Array.from({ length: fan }, (_, sample) => ({
+          sequence,
+          sample,
+          history,
+          decoder: tokenizer?.createStreamDecoder({ prefix: prefixes[sequence]! }),
+        })),
+      );
+      strategy = new SamplingStrategy({
+        config,
+        rows,
+        padToken,
+        startedAt: start,
+        scores: fan > 1,
+        ...(A > 1 ? { firstToken: kthMostLikely(A) } : {}),
       });
     }
-    const c = session.cache as (typeof session.cache & { crossAttentionBytes?: number }) | null;
-    cacheInfo = c
-      ? { length: c.length, bytes: c.bytes, capacity: c.capacity, crossAttentionBytes: c.crossAttentionBytes ?? 0 }
-      : null;
-    return finish(translations);
+    for await (const event of decodeLoop(session, logits, strategy, { stepMs, checkAbort })) {
+      if (firstTokenMs === 0) firstTokenMs = performance.now() - start;
+      yield event;
+    }
+    const c = session.cache;
+    cacheInfo = c ? { length: c.length, bytes: c.bytes, capacity: c.capacity, crossAttentionBytes: c.crossAttentionBytes } : null;
+    return finish();
   } finally {
     session?.dispose();
     state?.dispose();
   }
 }
 
-/**
- * Alternatives after the prefix: row k of each source takes the k-th most likely token, then all rows continue
- * greedily (rows of a source share its cross-attention K/V; nothing is recomputed).
- */
-async function alternativesSearch(
-  session: DecodingSession,
-  logits: Logits,
-  sources: number,
-  A: number,
+/** CTranslate2's alternatives: row k of a source takes the k-th most likely first token (ties: lower id first). */
+function kthMostLikely(A: number): (row: number, distribution: TokenDistribution) => number {
+  const orders = new Map<number, number[]>();
+  return (row, d) => {
+    const source = Math.floor(row / A);
+    let order = orders.get(source);
+    if (!order) {
+      const l = d.logits;
+      order = Array.from(l.keys()).sort((a, b) => l[b]! - l[a]! || a - b).slice(0, A);
+      orders.set(source, order);
+    }
+    return order[row % A]!;
+  };
+}
+
+function translationsOf(
+  strategy: SamplingStrategy | BeamSearchStrategy,
   prefixes: number[][],
-  ctx: Parameters<typeof sampleLoop>[2],
   tokenizer: Tokenizer | undefined,
-): Promise<Translation[]> {
-  const V = logits.vocabSize;
-  const first: number[] = [];
-  const firstLp: number[] = [];
-  for (let g = 0; g < sources; g++) {
-    const row = logits.data.slice(g * A * V, (g * A + 1) * V);
-    const lps = logSoftmax(row);
-    const order = Array.from(lps.keys()).sort((a, b) => lps[b]! - lps[a]! || a - b).slice(0, A);
-    for (const t of order) first.push(t), firstLp.push(lps[t]!);
-  }
-  const stop = new Set(ctx.config.stopTokenIds);
-  const t0 = performance.now();
-  const next = await session.step(first.map((t) => [t]));
-  ctx.timing.stepMs.push(performance.now() - t0);
-  const histories = first.map((t, r) => [...prefixes[Math.floor(r / A)]!, t]);
-  const rest = ctx.config.maxNewTokens - 1;
-  let outs: SequenceOutput[] = first.map(() => ({ tokens: [], finishReason: 'length' as const, logProbability: 0 }));
-  if (rest > 0) {
-    const loop = sampleLoop(session, next, {
-      ...ctx,
-      config: { ...ctx.config, maxNewTokens: rest },
-      histories,
-      tokenizer: undefined,
+  lengthPenalty: number,
+  alternatives: boolean,
+): Translation[] {
+  const decoded = (tokens: readonly number[]) => (tokenizer ? { text: tokenizer.decode(tokens) } : {});
+  if (strategy instanceof BeamSearchStrategy) {
+    return strategy.results().map((list, i) => {
+      const hypotheses = list.map((h) => {
+        const tokens = [...prefixes[i]!, ...h.tokens];
+        return { tokens, score: h.score, ...decoded(tokens) };
+      });
+      const best = hypotheses[0] ?? { tokens: [...prefixes[i]!], score: -Infinity };
+      const finishReason: FinishReason = strategy.endsWithStop(best.tokens.slice(prefixes[i]!.length)) ? 'stop-token' : 'length';
+      return { tokens: best.tokens, ...('text' in best ? { text: best.text } : {}), finishReason, hypotheses };
     });
-    let r = await loop.next();
-    while (!r.done) r = await loop.next();
-    outs = r.value;
   }
-  return Array.from({ length: sources }, (_, g) => {
-    const hyps = Array.from({ length: A }, (_, k) => {
-      const r = g * A + k;
-      const o = outs[r]!;
-      const gen = stop.has(first[r]!) ? [first[r]!] : [first[r]!, ...o.tokens];
-      const tokens = [...prefixes[g]!, ...gen];
-      const lp = firstLp[r]! + (stop.has(first[r]!) ? 0 : (o.logProbability ?? 0));
-      return { tokens, score: lp / Math.pow(gen.length, ctx.config.lengthPenalty), ...decoded(tokenizer, tokens) };
+  const outputs = strategy.outputs();
+  return prefixes.map((prefix, i) => {
+    const rows = outputs.filter((o) => o.sequence === i);
+    const hypotheses = rows.map((o) => {
+      const tokens = [...prefix, ...o.tokens];
+      // streamed text joins onto the prefix's text
+      const text = o.text !== undefined ? { text: tokenizer!.decode(prefix) + o.text } : {};
+      const score = rows.length === 1 ? 0 : alternatives ? o.logProbability / Math.pow(Math.max(1, o.tokens.length), lengthPenalty) : o.logProbability;
+      return { tokens, score, ...text };
     });
-    const best = hyps[0]!;
+    const best = rows[0]!;
     return {
-      tokens: best.tokens,
-      finishReason: stop.has(best.tokens[best.tokens.length - 1]!) ? ('stop-token' as const) : ('length' as const),
-      hypotheses: hyps,
-      ...decoded(tokenizer, best.tokens),
+      tokens: hypotheses[0]!.tokens,
+      ...('text' in hypotheses[0]! ? { text: hypotheses[0]!.text } : {}),
+      finishReason: best.finishReason,
+      hypotheses,
+      ...(best.logprobs ? { logprobs: best.logprobs } : {}),
+      ...(best.topLogprobs ? { topLogprobs: best.topLogprobs } : {}),
     };
   });
 }
@@ -281,27 +273,20 @@ function sourceIds(request: TranslateRequest): number[][] {
   if (request.sourceIds !== undefined) return asBatch(request.sourceIds, 'sourceIds');
   if (request.text === undefined) throw new InvalidOptionError('text', undefined, 'source text (with a tokenizer) or sourceIds');
   if (!request.tokenizer) throw new InvalidOptionError('tokenizer', undefined, 'a tokenizer to encode the source text');
-  const texts = typeof request.text === 'string' ? [request.text] : [...request.text];
-  return texts.map((t) => {
+  const texts = typeof request.text === 'string' ? [request.text] : request.text;
+  if (!Array.isArray(texts) || texts.length === 0) throw new InvalidOptionError('text', request.text, 'a string or a non-empty array of strings');
+  return texts.map((t: unknown) => {
     if (typeof t !== 'string') throw new InvalidOptionError('text', t, 'a string or an array of strings');
+    if (t.trim() === '') throw new InvalidOptionError('text', t, 'text with something to translate (it is empty)');
     return request.tokenizer!.encode(t);
   });
 }
 
-function targetPrefixes(
-  prefix: TranslateRequest['targetPrefix'],
-  count: number,
-  vocabSize: number,
-): number[][] {
+function targetPrefixes(prefix: TranslateRequest['targetPrefix'], count: number, vocabSize: number): number[][] {
   if (prefix === undefined || (Array.isArray(prefix) && prefix.length === 0)) return Array.from({ length: count }, () => []);
   const batch = asBatch(prefix, 'targetPrefix');
   const list = batch.length === 1 ? Array.from({ length: count }, () => [...batch[0]!]) : batch;
-  if (list.length !== count)
-    throw new InvalidOptionError('targetPrefix', prefix, `one prefix, or one per source (${count})`);
+  if (list.length !== count) throw new InvalidOptionError('targetPrefix', prefix, `one prefix, or one per source (${count})`);
   for (const p of list) for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new TokenOutOfRangeError(id, vocabSize, 'targetPrefix');
   return list;
-}
-
-function decoded(tokenizer: Tokenizer | undefined, tokens: readonly number[]): { text?: string } {
-  return tokenizer ? { text: tokenizer.decode(tokens) } : {};
 }

@@ -1,5 +1,5 @@
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { ModelFormatError, createDiffStreamDecoder, type StreamDecoder, type Tokenizer } from '@kvt/core';
+import { ModelFormatError, createIncrementalDecoder, type StreamDecoder, type Tokenizer } from '@kvt/core';
 
 /**
  * A Hugging Face `tokenizer.json` (+ `tokenizer_config.json`), run by `@huggingface/tokenizers` (the tokenizer library
@@ -48,6 +48,6 @@ export function hfTokenizer(json: unknown, config: Record<string, unknown>, file
     encode: (text, options) => t.encode(text, { add_special_tokens: options?.addSpecialTokens ?? true }).ids,
     decode: (ids, options) => decode(ids, options?.skipSpecialTokens ?? true),
     createStreamDecoder: (options): StreamDecoder =>
-      createDiffStreamDecoder((ids) => decode(ids, options?.skipSpecialTokens ?? true), options?.prefix),
+      createIncrementalDecoder((ids) => decode(ids, options?.skipSpecialTokens ?? true), options?.prefix),
   };
 }

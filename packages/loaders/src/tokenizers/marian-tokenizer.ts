@@ -1,4 +1,4 @@
-import { ModelFormatError, UnsupportedError, createDiffStreamDecoder, type StreamDecoder, type Tokenizer } from '@kvt/core';
+import { ModelFormatError, UnsupportedError, createIncrementalDecoder, type StreamDecoder, type Tokenizer } from '@kvt/core';
 import { decodeUtf8 } from '../bytes/binary-reader.js';
 import { readSentencePieceModel, sentencePieceTokenizer } from './sentencepiece-model.js';
 
@@ -90,7 +90,7 @@ export function marianTokenizer(files: MarianTokenizerFiles): Tokenizer {
     },
     decode: (ids, options) => decode(ids, options?.skipSpecialTokens ?? true),
     createStreamDecoder: (options): StreamDecoder =>
-      createDiffStreamDecoder((ids) => decode(ids, options?.skipSpecialTokens ?? true), options?.prefix),
+      createIncrementalDecoder((ids) => decode(ids, options?.skipSpecialTokens ?? true), options?.prefix),
   };
 }
 

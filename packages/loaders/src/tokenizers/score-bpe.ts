@@ -1,4 +1,4 @@
-import { createDiffStreamDecoder, type StreamDecoder, type Tokenizer } from '@kvt/core';
+import { createIncrementalDecoder, type StreamDecoder, type Tokenizer } from '@kvt/core';
 
 export interface ScoreBpeOptions {
   /** Token strings by id. */
@@ -108,6 +108,6 @@ export class ScoreBpeTokenizer implements Tokenizer {
   }
 
   createStreamDecoder(options?: { skipSpecialTokens?: boolean; prefix?: readonly number[] }): StreamDecoder {
-    return createDiffStreamDecoder((ids) => this.decode(ids, options), options?.prefix);
+    return createIncrementalDecoder((ids) => this.decode(ids, options), options?.prefix);
   }
 }

@@ -1,4 +1,4 @@
-import { ModelFormatError, createDiffStreamDecoder, type Tokenizer } from '@kvt/core';
+import { ModelFormatError, createIncrementalDecoder, type Tokenizer } from '@kvt/core';
 
 /**
  * A whitespace tokenizer over a vocabulary file (one token a line), as CTranslate2 and OpenNMT models use with
@@ -41,9 +41,6 @@ export function vocabularyTokenizer(text: string, file: string, options: { addEo
       return out;
     },
     decode: (list, o) => decode(list, o?.skipSpecialTokens ?? true),
-    createStreamDecoder: (o) => {
-      const inner = createDiffStreamDecoder((list) => decode(list, o?.skipSpecialTokens ?? true), o?.prefix);
-      return inner;
-    },
+    createStreamDecoder: (o) => createIncrementalDecoder((list) => decode(list, o?.skipSpecialTokens ?? true), o?.prefix),
   };
 }

@@ -20,10 +20,15 @@ export class EncoderDecoderKVCache implements EncoderDecoderCache {
   constructor(
     readonly self: KVCache,
     readonly sourceCount: number,
-    readonly rowsPerSource: number,
+    private groupSize: number,
     /** Identifies the encoder state the cross K/V come from. */
     readonly encoderStateId: object,
   ) {}
+
+  /** Rows (beams) that read each source; a reorder may change it (one row per source fanned out to beams). */
+  get rowsPerSource(): number {
+    return this.groupSize;
+  }
 
   get numLayers() {
     return this.self.numLayers;
@@ -60,17 +65,22 @@ export class EncoderDecoderKVCache implements EncoderDecoderCache {
     this.crossKV = list;
   }
 
-  /** Rows may only move within their source's group (beams of one sentence). */
+  /**
+   * Rows may only move within their source's group (beams of one sentence); the groups may grow or shrink together
+   * (k rows per source: `indices.length` = k × sources), as when one row per source fans out to its beams.
+   */
   reorder(indices: readonly number[]): void {
     this.check();
-    const G = this.rowsPerSource;
-    if (indices.length !== this.batchSize)
-      throw new CacheStateError(`reorder needs ${this.batchSize} indices (rows stay grouped by source); got ${indices.length}.`);
+    const G = this.groupSize;
+    const next = indices.length / this.sourceCount;
+    if (!Number.isInteger(next) || next < 1)
+      throw new CacheStateError(`reorder needs k × ${this.sourceCount} indices (rows stay grouped by source); got ${indices.length}.`);
     indices.forEach((from, to) => {
-      if (Math.floor(from / G) !== Math.floor(to / G))
-        throw new CacheStateError(`reorder moves row ${from} to ${to}, across sources; rows may only move within a source's ${G} beams.`);
+      if (Math.floor(from / G) !== Math.floor(to / next))
+        throw new CacheStateError(`reorder moves row ${from} to ${to}, across sources; rows may only move within a source's beams.`);
     });
     this.self.reorder(indices);
+    this.groupSize = next;
   }
 
   truncate(length: number): void {
