@@ -24,17 +24,26 @@ export interface Tokenizer {
 /** Incremental decoding for streams: `push` returns only the new text. */
 export interface StreamDecoder {
   push(id: number): string;
+  /**
+   * Text decoded past what `push` returned, held back because a later token may still change it (trailing
+   * whitespace that a clean-up rule may drop, an incomplete character).
+   */
+  peek(): string;
   /** Whatever text is still held back. */
   flush(): string;
 }
 
+/** Tokens kept before the new ones when decoding a window: enough that a decoder's rules at the start of a text
+ * (SentencePiece's stripped leading space) see what the full decode sees. */
+const CONTEXT_TOKENS = 4;
+
 /**
- * A stream decoder for any tokenizer whose `decode` is local (a token's text depends on the token and the one before
- * it: SentencePiece's leading space, byte-fallback pieces, WordPiece's `##`). Each `push` decodes a short window, not
- * the whole sequence: the tokens since the last emitted text plus the one before them (`prefix`..`read`), and emits
- * the part that the new tokens add. Text that ends in an incomplete UTF-8 character (U+FFFD) is held back until the
- * character completes. Amortized O(1) per token; the concatenated output equals `decode(ids)` of the whole sequence
- * (after `prefix`).
+ * A stream decoder for any tokenizer whose `decode` is local (a token's text depends on the few tokens around it:
+ * SentencePiece's leading space, byte-fallback pieces, clean-up of a space before punctuation). Each `push` decodes a
+ * short window, not the whole sequence: a few tokens already shown and the new ones, and emits the part the new
+ * tokens add. Trailing whitespace (which a clean-up rule may still drop, as in " ," → ",") and an incomplete UTF-8
+ * character (U+FFFD) are held back until a later token settles them. Amortized O(1) per token; the concatenated
+ * output equals `decode(ids)` of the whole sequence (after `prefix`).
  *
  * @example
  * ```ts
@@ -47,35 +56,42 @@ export function createIncrementalDecoder(
   decode: (ids: readonly number[]) => string,
   prefix: readonly number[] = [],
 ): StreamDecoder {
-  // ids[start, read) were decoded and emitted already; ids[read, end) are new or held back
-  let ids: number[] = prefix.slice(-1);
-  let start = 0;
-  let read = ids.length;
-  const advance = (): string => {
-    const window = ids.slice(start);
-    const before = read > start ? decode(window.slice(0, read - start)) : '';
-    const text = decode(window);
-    if (text.endsWith('\uFFFD') || text.length <= before.length) return '';
-    // compact: keep only the last emitted token as context for the next window
-    ids = ids.slice(ids.length - 1);
-    start = 0;
-    read = ids.length;
-    return text.slice(before.length);
+  // the window: ids whose decoded text's first `shown` characters were emitted already (or belong to the prefix)
+  let ids: number[] = prefix.slice(-CONTEXT_TOKENS);
+  let text = decode(ids);
+  let shown = text.length;
+  /** Drops window tokens from the front while what stays decodes to a suffix of what was shown. */
+  const compact = () => {
+    if (ids.length <= CONTEXT_TOKENS) return;
+    const kept = ids.slice(-CONTEXT_TOKENS);
+    const keptText = decode(kept);
+    const tail = text.length - shown; // held back, at the end of both texts
+    const keptShown = keptText.length - tail;
+    if (keptShown < 0 || keptText.slice(keptShown) !== text.slice(shown) || !text.slice(0, shown).endsWith(keptText.slice(0, keptShown))) return;
+    ids = kept;
+    text = keptText;
+    shown = keptShown;
   };
   return {
     push(id: number): string {
       ids.push(id);
-      return advance();
+      text = decode(ids);
+      if (text.endsWith('\uFFFD')) return '';
+      const end = text.trimEnd().length;
+      if (end <= shown) return '';
+      const out = text.slice(shown, end);
+      shown = end;
+      compact();
+      return out;
+    },
+    peek(): string {
+      return text.slice(shown);
     },
     flush(): string {
-      if (read === ids.length) return '';
-      const window = ids.slice(start);
-      const before = read > start ? decode(window.slice(0, read - start)) : '';
-      const text = decode(window);
-      ids = ids.slice(ids.length - 1);
-      start = 0;
-      read = ids.length;
-      return text.slice(before.length);
+      const out = text.slice(shown);
+      shown = text.length;
+      compact();
+      return out;
     },
   };
 }

@@ -5,6 +5,7 @@ import type { BeamEvent } from './events.js';
 import { buildLogitsProcessors, logSoftmax, type LogitsProcessor } from './logits-processors.js';
 import { rowLogits, type DecodingStrategy, type StepPlan } from './pipeline.js';
 import { firstNonFinite } from './sampler.js';
+import type { FinishReason } from './stopping-criteria.js';
 
 /** A hypothesis of beam search. */
 export interface Hypothesis {
@@ -181,9 +182,10 @@ export class BeamSearchStrategy implements DecodingStrategy {
     return worst >= reach;
   }
 
-  /** Whether a hypothesis ended with a stop token (else it ran out of length). */
-  endsWithStop(tokens: readonly number[]): boolean {
-    return tokens.length > 0 && this.stop.has(tokens[tokens.length - 1]!);
+  /** Why group `g`'s hypothesis `tokens` ended: a stop token, the length limit, or an abort (search not done). */
+  finishReason(g: number, tokens: readonly number[]): FinishReason {
+    if (tokens.length > 0 && this.stop.has(tokens[tokens.length - 1]!)) return 'stop-token';
+    return this.done[g] ? 'length' : 'aborted';
   }
 
   /** Each group's hypotheses, best first (`numReturnSequences` of them); the running beams of unfinished groups (an abort) count. */

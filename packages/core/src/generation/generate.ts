@@ -170,10 +170,10 @@ export async function* generateStream(
 /** Results per prompt from a finished (or aborted) strategy. */
 function sequencesOf(strategy: SamplingStrategy | BeamSearchStrategy, prompts: number, tokenizer: Tokenizer | undefined): GeneratedSequence[] {
   if (strategy instanceof BeamSearchStrategy) {
-    return strategy.results().map((list) => {
+    return strategy.results().map((list, g) => {
       const hypotheses = list.map((h) => ({ ...h, ...(tokenizer ? { text: tokenizer.decode(h.tokens) } : {}) }));
       const best = hypotheses[0] ?? { tokens: [], score: -Infinity, logProbability: -Infinity };
-      return { tokens: best.tokens, ...('text' in best ? { text: best.text } : {}), finishReason: beamFinish(strategy, best.tokens), hypotheses };
+      return { tokens: best.tokens, ...('text' in best ? { text: best.text } : {}), finishReason: strategy.finishReason(g, best.tokens), hypotheses };
     });
   }
   const outputs = strategy.outputs();
@@ -197,10 +197,6 @@ function sequenceFields(o: SequenceOutput): GeneratedSequence {
     ...(o.logprobs ? { logprobs: o.logprobs } : {}),
     ...(o.topLogprobs ? { topLogprobs: o.topLogprobs } : {}),
   };
-}
-
-function beamFinish(strategy: BeamSearchStrategy, tokens: readonly number[]): FinishReason {
-  return strategy.endsWithStop(tokens) ? 'stop-token' : 'length';
 }
 
 function promptIds(request: GenerateRequest): number[][] {

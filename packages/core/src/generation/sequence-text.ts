@@ -35,34 +35,42 @@ export class SequenceText {
 
   /**
    * Decodes one more token. Returns the text that can be shown now, and whether a stop string was completed (then
-   * the text before it is all there is, and `end` adds nothing).
+   * the text before it is all there is, and `end` adds nothing). Stop strings are looked for in the new text and in
+   * what the decoder still holds back (trailing whitespace), so "\n\n" stops at once.
    */
   put(token: number): { readonly piece: string; readonly stopped: boolean } {
     if (this.stopped) return { piece: '', stopped: true };
     const fresh = this.decoder.push(token);
-    if (fresh === '' ) return { piece: '', stopped: false };
     const pending = this.held + fresh;
     if (this.longestStop === 0) return { piece: this.emit(pending, ''), stopped: false };
-    // a stop string can only start inside `pending`: every earlier place was held back if it could
-    let at = -1;
-    for (const s of this.stopStrings) {
-      const i = pending.indexOf(s);
-      if (i >= 0 && (at < 0 || i < at)) at = i;
-    }
+    const ahead = this.decoder.peek();
+    const at = this.firstStop(pending + ahead);
     if (at >= 0) {
       this.stopped = true;
-      return { piece: this.emit(pending.slice(0, at), ''), stopped: true };
+      return { piece: this.emit((pending + ahead).slice(0, at), ''), stopped: true };
     }
-    const keep = this.heldSuffix(pending);
+    // hold back the end of `pending` that, with what comes after, could still begin a stop string
+    const keep = Math.max(0, this.heldSuffix(pending + ahead) - ahead.length);
     return { piece: this.emit(pending.slice(0, pending.length - keep), pending.slice(pending.length - keep)), stopped: false };
   }
 
   /** The text still held back (the sequence ended some other way): what follows the last `put` piece. */
   end(): string {
     if (this.stopped) return '';
-    const rest = this.held + this.decoder.flush();
     this.stopped = true;
-    return this.emit(rest, '');
+    const rest = this.held + this.decoder.flush();
+    const at = this.firstStop(rest);
+    return this.emit(at >= 0 ? rest.slice(0, at) : rest, '');
+  }
+
+  /** Where the first stop string begins in `text` (a stop string can only begin in text not yet emitted), or −1. */
+  private firstStop(text: string): number {
+    let at = -1;
+    for (const s of this.stopStrings) {
+      const i = text.indexOf(s);
+      if (i >= 0 && (at < 0 || i < at)) at = i;
+    }
+    return at;
   }
 
   private emit(piece: string, held: string): string {

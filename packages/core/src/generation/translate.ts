@@ -241,7 +241,7 @@ function translationsOf(
         return { tokens, score: h.score, ...decoded(tokens) };
       });
       const best = hypotheses[0] ?? { tokens: [...prefixes[i]!], score: -Infinity };
-      const finishReason: FinishReason = strategy.endsWithStop(best.tokens.slice(prefixes[i]!.length)) ? 'stop-token' : 'length';
+      const finishReason = strategy.finishReason(i, best.tokens.slice(prefixes[i]!.length));
       return { tokens: best.tokens, ...('text' in best ? { text: best.text } : {}), finishReason, hypotheses };
     });
   }

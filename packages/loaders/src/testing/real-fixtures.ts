@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generate, translate, type DecoderOnlyModel, type EncoderDecoderModel, type Tokenizer } from '@kvt/core';
+import { AbortedError, generate, translate, type Cache, type DecoderOnlyModel, type EncoderDecoderModel, type GenerateResult, type Tokenizer } from '@kvt/core';
 import { loadModel, type LoadedModel } from '../load-model.js';
 import type { ModelSource } from '../bytes/sources.js';
 
@@ -91,6 +91,44 @@ export function describeRealFixtures(o: RealFixtureOptions): void {
           expect('Once upon a time' + result.sequences[0]!.text).toBe(text);
           expect(tf.memory().numTensors).toBe(before);
         });
+
+        if (label === 'llama2.c .bin') {
+          it('a timer\'s abort (setTimeout, AbortSignal.timeout) stops a 200-token greedy run and a 4-beam run within one step', async () => {
+            for (const numBeams of [1, 4]) {
+              for (const timer of ['setTimeout', 'AbortSignal.timeout'] as const) {
+                const what = `${numBeams} beam(s), ${timer}`;
+                // the model as the loop sees it, recording when each model call starts and which cache it made
+                const starts: number[] = [];
+                let cache: Cache | undefined;
+                const watched: DecoderOnlyModel = {
+                  kind: 'decoder-only',
+                  config: model.config,
+                  createCache: (options) => (cache = model.createCache(options)),
+                  forward: (ids, c, f) => (starts.push(performance.now()), model.forward(ids, c, f)),
+                  dispose: () => undefined,
+                };
+                const controller = new AbortController();
+                const signal = timer === 'setTimeout' ? controller.signal : AbortSignal.timeout(30);
+                let firedAt = Infinity;
+                signal.addEventListener('abort', () => (firedAt = performance.now()));
+                if (timer === 'setTimeout') setTimeout(() => controller.abort(), 30);
+                const before = tf.memory().numTensors;
+                const err = await generate(watched, {
+                  prompt: 'Once upon a time', tokenizer, maxNewTokens: 200, stopTokenIds: [], numBeams, cache: o.cache, signal,
+                }).catch((e: unknown) => e);
+                expect(AbortedError.isInstance(err), what).toBe(true);
+                const late = starts.filter((t) => t > firedAt).length;
+                expect(late, `${what}: model calls started after the timer fired`).toBeLessThanOrEqual(1);
+                expect(starts.length, `${what}: the run was stopped part way`).toBeLessThan(200);
+                const partial = (err as AbortedError<GenerateResult>).partial.sequences[0]!;
+                expect(partial.tokens.length, `${what}: partial output`).toBeGreaterThanOrEqual(numBeams === 1 ? starts.length - late : 1);
+                expect(partial.finishReason).toBe('aborted');
+                expect(cache?.disposed, `${what}: cache released`).toBe(true);
+                expect(tf.memory().numTensors, `${what}: tensors released`).toBe(before);
+              }
+            }
+          });
+        }
       });
     }
 
