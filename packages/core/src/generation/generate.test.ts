@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { bruteForceBeamSearch, createToyDecoderModel } from '../testing.js';
-import { AbortedError, InvalidInputError, InvalidOptionError, PromptTooLongError, TokenOutOfRangeError } from '../errors.js';
+import { AbortedError, InvalidInputError, InvalidOptionError, NumericalError, PromptTooLongError, TokenOutOfRangeError } from '../errors.js';
+import type { BeamEvent } from './events.js';
+import { logSoftmax, type LogitsProcessor } from './logits-processors.js';
 import { generate, generateStream } from './generate.js';
 import { argmax } from './sampler.js';
 
@@ -153,5 +155,110 @@ describe('an already aborted signal', () => {
     const err = await generate(model, { inputIds: [1, 2], signal: controller.signal }).catch((e: unknown) => e);
     expect(AbortedError.isInstance(err)).toBe(true);
     expect(model.calls).toHaveLength(0);
+  });
+});
+
+describe('the pipeline\'s extension points (toy model)', () => {
+  it('logprobs: each chosen token\'s log-probability under the model, and the top k per step', async () => {
+    const model = createToyDecoderModel({ vocabSize: 11, seed: 3 });
+    const r = await generate(model, { inputIds: [1, 2], maxNewTokens: 6, logprobs: true, topLogprobs: 3 });
+    const seq = r.sequences[0]!;
+    const history = [1, 2];
+    seq.tokens.forEach((t, k) => {
+      const lps = logSoftmax(model.logitsFor(history));
+      expect(seq.logprobs![k]).toBeCloseTo(lps[t]!, 10);
+      const top = [...lps.keys()].sort((a, b) => lps[b]! - lps[a]! || a - b).slice(0, 3);
+      expect(seq.topLogprobs![k]!.map((x) => x.token)).toEqual(top);
+      expect(seq.topLogprobs![k]![0]!.token).toBe(t); // greedy chose the most likely
+      history.push(t);
+    });
+    const streamed: number[] = [];
+    await generate(model, { inputIds: [1, 2], maxNewTokens: 6, logprobs: true, onToken: (e) => void streamed.push(e.logprob!) });
+    expect(streamed).toEqual(seq.logprobs);
+  });
+
+  it('a custom logits processor sees the history and changes the choice; a custom criterion ends a sequence', async () => {
+    const model = createToyDecoderModel({ vocabSize: 11, seed: 1 });
+    const free = await generate(model, { inputIds: [1, 2], maxNewTokens: 8 });
+    const banned = free.sequences[0]!.tokens[0]!;
+    const seen: number[][] = [];
+    const ban: LogitsProcessor = (logits, { history, step, promptLength }) => {
+      seen.push([step, history.length - promptLength]);
+      logits[banned] = -Infinity;
+    };
+    const r = await generate(model, {
+      inputIds: [1, 2], maxNewTokens: 8, logitsProcessors: [ban],
+      stoppingCriteria: [({ tokens }) => tokens.length === 5],
+    });
+    expect(r.sequences[0]!.tokens).not.toContain(banned);
+    expect(r.sequences[0]!.tokens).toHaveLength(5);
+    expect(r.sequences[0]!.finishReason).toBe('criterion');
+    expect(seen.every(([step, generated]) => step === generated)).toBe(true);
+    const bad = await generate(model, { inputIds: [1], logitsProcessors: [5 as never] }).catch((e: unknown) => e);
+    expect(InvalidOptionError.isInstance(bad)).toBe(true);
+  });
+
+  it('numReturnSequences with sampling: independent samples of one prompt that share one prefill', async () => {
+    const model = createToyDecoderModel({ vocabSize: 30, seed: 2 });
+    const r = await generate(model, { inputIds: [[1, 2], [3]], maxNewTokens: 10, temperature: 1.2, seed: 4, numReturnSequences: 3 });
+    expect(model.calls[0]).toEqual([[1, 2], [3]]); // one prefill row per prompt
+    expect(model.calls[1]).toHaveLength(6); // then 2 prompts × 3 samples
+    for (const s of r.sequences) {
+      expect(s.hypotheses).toHaveLength(3);
+      expect(s.tokens).toEqual(s.hypotheses![0]!.tokens);
+      expect(new Set(s.hypotheses!.map((h) => h.tokens.join())).size).toBeGreaterThan(1);
+    }
+    const greedy = await generate(model, { inputIds: [1], numReturnSequences: 2 }).catch((e: unknown) => e);
+    expect(InvalidOptionError.isInstance(greedy)).toBe(true);
+  });
+
+  it('beam search streams its best hypothesis as it changes; the final event is the result', async () => {
+    const model = createToyDecoderModel({ vocabSize: 6, seed: 2, eos: 5 });
+    const events: BeamEvent[] = [];
+    const stream = generateStream(model, { inputIds: [[1, 2], [3]], maxNewTokens: 10, numBeams: 3 });
+    let result;
+    for (;;) {
+      const n = await stream.next();
+      if (n.done) {
+        result = n.value;
+        break;
+      }
+      expect(n.value.kind).toBe('beam');
+      events.push(n.value as BeamEvent);
+    }
+    for (const g of [0, 1]) {
+      const mine = events.filter((e) => e.sequence === g);
+      expect(mine.filter((e) => e.final)).toHaveLength(1);
+      const last = mine[mine.length - 1]!;
+      expect(last.final).toBe(true);
+      expect(last.tokens).toEqual(result.sequences[g]!.tokens);
+      expect(last.score).toBeCloseTo(result.sequences[g]!.hypotheses![0]!.score, 10);
+      // streamed only when the best changed
+      for (let k = 1; k < mine.length - 1; k++) expect(mine[k]!.tokens).not.toEqual(mine[k - 1]!.tokens);
+    }
+  });
+
+  it('maxTimeMs ends every sequence with finish reason time', async () => {
+    const model = createToyDecoderModel({ vocabSize: 11, seed: 1, maxPositions: 2000 });
+    const slow = { ...model, forward: async (...a: Parameters<typeof model.forward>) => (await new Promise((r) => setTimeout(r, 2)), model.forward(...a)) };
+    const r = await generate(slow, { inputIds: [1], maxNewTokens: 1000, stopTokenIds: [], maxTimeMs: 40 });
+    expect(r.sequences[0]!.finishReason).toBe('time');
+    expect(r.sequences[0]!.tokens.length).toBeLessThan(100);
+  });
+
+  it('non-finite logits are a typed numerical error naming the step', async () => {
+    const model = createToyDecoderModel({ vocabSize: 11, seed: 1 });
+    let calls = 0;
+    const broken = {
+      ...model,
+      forward: async (...a: Parameters<typeof model.forward>) => {
+        const l = await model.forward(...a);
+        if (++calls === 3) l.data[4] = NaN;
+        return l;
+      },
+    };
+    const err = await generate(broken, { inputIds: [1], maxNewTokens: 10 }).catch((e: unknown) => e);
+    expect(NumericalError.isInstance(err)).toBe(true);
+    expect((err as NumericalError).step).toBe(2);
   });
 });

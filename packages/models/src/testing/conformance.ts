@@ -275,6 +275,20 @@ export function describeCacheConformance(o: ConformanceOptions): void {
           }
         });
 
+        it('runs the first decoder step once per source, then fans out to the beams; a batch gives each source its own hypotheses', async () => {
+          const rows: number[] = [];
+          const watched = { ...model, kind: model.kind, config: model.config, encode: model.encode.bind(model), createCache: model.createCache.bind(model),
+            decode: ((ids, state, cache, options) => (rows.push(ids.length), model.decode(ids, state, cache, options))) as typeof model.decode };
+          const r = await translate(watched, { sourceIds: SOURCES, maxNewTokens: 12, numBeams: 4, numReturnSequences: 4, stopTokenIds: [], cache: o.cache });
+          expect(rows[0], 'the first decoder call').toBe(SOURCES.length);
+          expect(rows.slice(1).every((n) => n === SOURCES.length * 4)).toBe(true);
+          // the same hypotheses as a search whose first step already ran per beam (the cache fanned out by hand)
+          for (let i = 0; i < SOURCES.length; i++) {
+            const alone = await translate(model, { sourceIds: SOURCES[i]!, maxNewTokens: 12, numBeams: 4, numReturnSequences: 4, stopTokenIds: [], cache: o.cache });
+            expect(r.translations[i]!.hypotheses.map((h) => h.tokens)).toEqual(alone.translations[0]!.hypotheses.map((h) => h.tokens));
+          }
+        });
+
         it('batched translation equals translating each source alone', async () => {
           const together = await translate(model, { sourceIds: SOURCES, maxNewTokens: 20, cache: o.cache });
           for (let i = 0; i < SOURCES.length; i++) {
