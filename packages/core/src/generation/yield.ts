@@ -1,9 +1,9 @@
 /**
  * Gives the event loop one turn (a macrotask), so timers, clicks, `AbortSignal.timeout` and painting run between
- * decode steps. On a visible page, when a frame is due (16 ms since the last one this loop saw), it first lets the
- * browser paint one, then goes on right after it; otherwise it posts a task (`MessageChannel`: no 4 ms clamp as with
- * `setTimeout`). In Node, `setImmediate`. (`scheduler.yield()` is not used: its continuations run ahead of rendering,
- * and Chromium then paints only every ~100 ms.)
+ * decode steps: a posted task (`MessageChannel`: no 4 ms clamp as with `setTimeout`), between which the browser
+ * paints at its frame rate; after a step longer than a frame, on a visible page, it first lets the browser paint the
+ * frame that is due. In Node, `setImmediate`. (`scheduler.yield()` is not used: its continuations run ahead of
+ * rendering, and Chromium then paints only every ~100 ms.)
  *
  * @example
  * ```ts
@@ -15,8 +15,11 @@
  */
 export function yieldToEventLoop(): Promise<void> {
   if (visiblePage()) {
-    if (performance.now() - lastFrame >= FRAME_MS) return nextFrame().then(postTask);
-    return postTask();
+    const now = performance.now();
+    const longStep = now - lastYield >= FRAME_MS;
+    lastYield = now;
+    const turn = longStep ? nextFrame().then(postTask) : postTask();
+    return turn.then(() => void (lastYield = performance.now()));
   }
   if (typeof setImmediate === 'function') return new Promise((resolve) => setImmediate(resolve));
   return postTask();
@@ -25,7 +28,8 @@ export function yieldToEventLoop(): Promise<void> {
 const FRAME_MS = 16;
 /** The longest wait for a frame (a page the browser has stopped painting, such as an off-screen frame). */
 const FRAME_TIMEOUT_MS = 100;
-let lastFrame = -Infinity;
+/** When the last yield on this page returned (the step since then is what the next yield measures). */
+let lastYield = Infinity;
 
 function visiblePage(): boolean {
   const doc = (globalThis as { document?: { visibilityState?: string } }).document;
@@ -37,7 +41,6 @@ function nextFrame(): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, FRAME_TIMEOUT_MS);
     requestAnimationFrame(() => {
-      lastFrame = performance.now();
       clearTimeout(timer);
       resolve();
     });
