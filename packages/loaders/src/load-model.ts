@@ -1,7 +1,9 @@
 import {
   InvalidInputError,
+  InvalidOptionError,
   ModelFormatError,
   UnsupportedError,
+  resolveGenerationConfig,
   type DecoderOnlyModel,
   type EncoderDecoderModel,
   type GenerationOptions,
@@ -12,7 +14,7 @@ import { decodeUtf8 } from './bytes/binary-reader.js';
 import { openModelFiles, type ModelFiles, type ModelSource, type ProgressCallback, type RandomAccessFile } from './bytes/sources.js';
 import { parseCTranslate2 } from './formats/ctranslate2.js';
 import { llamaFromGguf, parseGguf, tokenizerFromGguf } from './formats/gguf.js';
-import { fromHuggingFace, generationDefaults } from './formats/hugging-face.js';
+import { fromHuggingFace, generationDefaults, hfKeyOf } from './formats/hugging-face.js';
 import { parseLlama2cCheckpoint } from './formats/llama2c.js';
 import { parseSafetensors, readSafetensor, type SafetensorsFile } from './formats/safetensors.js';
 import { hfTokenizer } from './tokenizers/hf-tokenizer.js';
@@ -26,7 +28,10 @@ export type ModelFormat = 'llama2c' | 'gguf' | 'huggingface' | 'ctranslate2';
 /** A loaded model with its tokenizer(s). Dispose it to free the weights. */
 export type LoadedModel = {
   readonly format: ModelFormat;
-  /** Defaults the model's files suggest (generation_config.json). */
+  /**
+   * The generation settings the model's files declare (generation_config.json, or an older config.json's generation
+   * keys); `generate`/`translate` apply them (`model.generationDefaults`) unless a request overrides them.
+   */
   readonly generationDefaults: GenerationOptions;
   /** Files read, for messages. */
   readonly files: readonly string[];
@@ -277,20 +282,51 @@ async function loadHuggingFace(files: ModelFiles, tokenizerFiles: ModelFiles | u
     shards.set('model.safetensors', st);
     lookup = (name) => (st.entries.has(name) ? readSafetensor(st, name) : undefined);
   }
-  const arch = fromHuggingFace(config, lookup, 'config.json');
-  const defaults = (await files.exists('generation_config.json'))
-    ? generationDefaults(parseJson(await files.read('generation_config.json', onProgress), 'generation_config.json'))
-    : {};
+  // generation settings: generation_config.json, else the generation keys of an older config.json
+  const generationFile = (await files.exists('generation_config.json')) ? 'generation_config.json' : 'config.json';
+  const generation = generationFile === 'config.json' ? config : parseJson(await files.read(generationFile, onProgress), generationFile);
+  const arch = fromHuggingFace(config, lookup, 'config.json', generationFile === 'config.json' ? undefined : generation);
+  const defaults = generationDefaults(generation);
   const tokenizer = await findHuggingFaceTokenizer(tokenizerFiles ?? files, tokenizerFiles?.primary, onProgress);
   const fileList = ['config.json', ...shards.keys()];
   if (arch.kind === 'encoder-decoder') {
     if (tokenizer && tokenizer.vocabSize > arch.config.sourceVocabSize)
       throw new ModelFormatError('tokenizer.json', `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${arch.config.sourceVocabSize}`);
-    const model = EncoderDecoderTransformer.fromParameters(arch.config, arch.params);
+    const model = withDefaults(configErrors(() => EncoderDecoderTransformer.fromParameters(arch.config, arch.params)), defaults, generationFile);
     return encoderDecoder('huggingface', model, tokenizer, tokenizer, defaults, fileList);
   }
   if (tokenizer && tokenizer.vocabSize > arch.config.vocabSize)
     throw new ModelFormatError('tokenizer.json', `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${arch.config.vocabSize}`);
-  const model = arch.kind === 'llama' ? LlamaModel.fromParameters(arch.config, arch.params) : Gpt2Model.fromParameters(arch.config, arch.params);
+  const model = withDefaults(
+    configErrors(() => (arch.kind === 'llama' ? LlamaModel.fromParameters(arch.config, arch.params) : Gpt2Model.fromParameters(arch.config, arch.params))),
+    defaults,
+    generationFile,
+  );
   return decoderOnly('huggingface', model, tokenizer, defaults, fileList);
+}
+
+/** A config value the architecture rejects (a negative epsilon, an id outside the vocabulary) is config.json's fault. */
+function configErrors<M>(build: () => M): M {
+  try {
+    return build();
+  } catch (e) {
+    if (InvalidOptionError.isInstance(e)) throw new ModelFormatError('config.json', `${e.option} is ${JSON.stringify(e.value)}; expected ${e.expected}`);
+    throw e;
+  }
+}
+
+/**
+ * Checks the declared generation settings against the model (ids in the vocabulary, sizes within bounds) and gives
+ * them to it, so `generate`/`translate` apply them. A bad value is the file's error, at load, before any generation.
+ */
+function withDefaults<M extends DecoderOnlyModel | EncoderDecoderModel>(model: M, defaults: GenerationOptions, file: string): M {
+  try {
+    resolveGenerationConfig({}, model.config, { defaults, promptLength: 1 });
+  } catch (e) {
+    model.dispose();
+    if (InvalidOptionError.isInstance(e)) throw new ModelFormatError(file, `${hfKeyOf(e.option)} is ${JSON.stringify(e.value)}; expected ${e.expected}`);
+    throw e;
+  }
+  model.generationDefaults = Object.freeze({ ...defaults });
+  return model;
 }

@@ -30,9 +30,12 @@ for (const backend of ['cpu', 'wasm'] as const) {
       try {
         if (loaded.kind !== 'encoder-decoder' || !loaded.tokenizer) throw new Error('expected a translation model with a tokenizer');
         expect(loaded.format).toBe('huggingface');
+        // with no options, its generation_config.json applies: 4 beams, max_length 128 (127 new tokens after the start)
+        const defaults = await translate(loaded.model, { sourceIds: reference.cases[0]!.sourceIds });
+        expect(defaults.config).toMatchObject({ numBeams: 4, maxNewTokens: 127, forcedEosTokenId: 0, badWordsIds: [[2]] });
         for (const c of reference.cases) {
           expect(loaded.tokenizer.encode(c.source)).toEqual(c.sourceIds);
-          const r = await translate(loaded.model, { sourceIds: c.sourceIds, maxNewTokens: 64 });
+          const r = await translate(loaded.model, { sourceIds: c.sourceIds, maxNewTokens: 64, numBeams: 1 }); // the reference is greedy
           const tokens = r.translations[0]!.tokens;
           // PyTorch's greedy stops before </s> (id 0); kvt keeps the stop token
           expect(tokens.filter((t) => t !== 0)).toEqual(c.greedyIds);

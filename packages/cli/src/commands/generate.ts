@@ -33,7 +33,6 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
     const tokenizer = loaded.tokenizer;
     if (!tokenizer && o.prompt !== undefined) throw new InvalidInputError(`No tokenizer found for ${o.model}; pass --tokenizer.`);
     const request = {
-      ...loaded.generationDefaults,
       ...defined({
         maxNewTokens: o.maxNewTokens,
         temperature: o.temperature,

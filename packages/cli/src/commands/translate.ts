@@ -51,7 +51,6 @@ export async function runTranslate(o: TranslateOptions): Promise<void> {
 
 function request(loaded: Extract<LoadedModel, { kind: 'encoder-decoder' }>, o: TranslateOptions) {
   return {
-    ...loaded.generationDefaults,
     ...defined({ numBeams: o.beams, numReturnSequences: o.numReturn, maxNewTokens: o.maxNewTokens, lengthPenalty: o.lengthPenalty }),
     tokenizer: loaded.tokenizer!,
     ...(loaded.targetTokenizer ? { targetTokenizer: loaded.targetTokenizer } : {}),

@@ -1,4 +1,4 @@
-import { InvalidOptionError, ModelFormatError, UnsupportedError, type GenerationOptions } from '@kvt/core';
+import { ModelFormatError, UnsupportedError, type GenerationOptions } from '@kvt/core';
 import {
   ParameterSet,
   hostTensor,
@@ -41,12 +41,16 @@ const ids = (v: unknown): number[] => (typeof v === 'number' ? [v] : Array.isArr
  * const arch = fromHuggingFace(config, (name) => tensors.get(name), 'config.json');
  * ```
  */
-export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'config.json'): HfArchitecture {
+export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'config.json', generation?: Json): HfArchitecture {
   const type = config.model_type;
   const need = (name: string): HostTensor => {
     const t = tensor(name);
     if (!t) throw new ModelFormatError(file.replace(/config\.json$/, 'model.safetensors'), `tensor ${name} is missing`);
     return t;
+  };
+  /** The checkpoint must not hold more layers than the config names: they would be dropped silently. */
+  const noExtraLayer = (key: string, layers: number, probe: string) => {
+    if (tensor(probe)) throw new ModelFormatError(file, `${key} is ${layers}, but the weights hold a layer ${layers} (${probe}); fix ${key}`);
   };
   const lin = (name: string) => transpose2d(need(name));
   switch (type) {
@@ -54,6 +58,7 @@ export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'conf
       const d = int(config, 'hidden_size', file);
       const H = int(config, 'num_attention_heads', file);
       const L = int(config, 'num_hidden_layers', file);
+      noExtraLayer('num_hidden_layers', L, `model.layers.${L}.input_layernorm.weight`);
       const cfg: LlamaConfig = {
         architecture: 'llama',
         vocabSize: int(config, 'vocab_size', file),
@@ -92,6 +97,7 @@ export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'conf
       const d = int(config, 'n_embd', file);
       const L = int(config, 'n_layer', file);
       const prefix = tensor('transformer.wte.weight') ? 'transformer.' : '';
+      noExtraLayer('n_layer', L, `${prefix}h.${L}.ln_1.weight`);
       const cfg: Gpt2Config = {
         architecture: 'gpt2',
         vocabSize: int(config, 'vocab_size', file),
@@ -126,7 +132,9 @@ export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'conf
     case 'marian':
     case 'bart':
     case 'mbart':
-      return encoderDecoderFromHf(type, config, tensor, need, file);
+      for (const side of ['encoder', 'decoder'] as const)
+        noExtraLayer(`${side}_layers`, int(config, `${side}_layers`, file), `model.${side}.layers.${int(config, `${side}_layers`, file)}.fc1.weight`);
+      return encoderDecoderFromHf(type, config, tensor, need, file, generation);
     default:
       throw new UnsupportedError(
         `${file}: model_type ${JSON.stringify(type)}; kvt loads ${SUPPORTED_MODEL_TYPES.join(', ')} Hugging Face models.`,
@@ -149,6 +157,7 @@ function encoderDecoderFromHf(
   tensor: TensorLookup,
   need: (n: string) => HostTensor,
   file: string,
+  generation: Json | undefined,
 ): HfArchitecture {
   const d = int(c, 'd_model', file);
   const V = int(c, 'vocab_size', file);
@@ -160,8 +169,9 @@ function encoderDecoderFromHf(
   if (int(c, 'encoder_attention_heads', file) !== int(c, 'decoder_attention_heads', file, int(c, 'encoder_attention_heads', file)))
     throw new UnsupportedError(`${file}: encoder and decoder head counts differ.`);
   const preNorm = c.normalize_before === true || type === 'mbart';
-  const start = c.decoder_start_token_id ?? (type === 'marian' ? c.pad_token_id : c.eos_token_id);
-  if (typeof start !== 'number') throw new InvalidOptionError('decoder_start_token_id', start, 'a token id in config.json');
+  // generation_config.json's decoder start takes precedence over config.json's (as in transformers)
+  const start = generation?.decoder_start_token_id ?? c.decoder_start_token_id ?? (type === 'marian' ? c.pad_token_id : c.eos_token_id);
+  if (typeof start !== 'number') throw new ModelFormatError(file, `decoder_start_token_id is ${JSON.stringify(start)}; expected a token id`);
   const config: EncoderDecoderConfig = {
     architecture: 'encoder-decoder',
     dModel: d,
@@ -239,18 +249,49 @@ function encoderDecoderFromHf(
   return { kind: 'encoder-decoder', config, params: p };
 }
 
-/** Generation defaults from `generation_config.json` (unknown keys ignored). */
+/** The Hugging Face generation keys kvt applies, and the option each becomes. */
+export const HF_GENERATION_KEYS: Readonly<Record<string, keyof GenerationOptions>> = {
+  max_new_tokens: 'maxNewTokens', max_length: 'maxLength', min_new_tokens: 'minNewTokens', min_length: 'minLength',
+  temperature: 'temperature', top_k: 'topK', top_p: 'topP', min_p: 'minP', repetition_penalty: 'repetitionPenalty',
+  no_repeat_ngram_size: 'noRepeatNgramSize', bad_words_ids: 'badWordsIds', suppress_tokens: 'suppressTokens',
+  begin_suppress_tokens: 'beginSuppressTokens', forced_bos_token_id: 'forcedBosTokenId', forced_eos_token_id: 'forcedEosTokenId',
+  eos_token_id: 'stopTokenIds', num_beams: 'numBeams', length_penalty: 'lengthPenalty', early_stopping: 'earlyStopping',
+  num_return_sequences: 'numReturnSequences', max_time: 'maxTimeMs',
+};
+
+/**
+ * The generation settings of a Hugging Face `generation_config.json` (or of the generation keys of an older
+ * `config.json`), with `model.generate()`'s semantics: sampling settings apply only with `do_sample: true` (then
+ * `temperature` defaults to 1 and `top_k` to 50, as in transformers), `max_time` is seconds, a list
+ * `forced_eos_token_id` forces its lowest id (what greedy decoding picks among them). Values are checked when the
+ * model loads ({@link checkGenerationDefaults}); keys kvt does not apply are ignored.
+ *
+ * @example
+ * ```ts
+ * generationDefaults({ num_beams: 4, max_length: 128, bad_words_ids: [[58100]] });
+ * // { numBeams: 4, maxLength: 128, badWordsIds: [[58100]] }
+ * ```
+ */
 export function generationDefaults(g: Json): GenerationOptions {
-  const out: GenerationOptions = {};
-  if (typeof g.max_new_tokens === 'number') out.maxNewTokens = g.max_new_tokens;
-  if (typeof g.num_beams === 'number') out.numBeams = g.num_beams;
-  if (typeof g.length_penalty === 'number') out.lengthPenalty = g.length_penalty;
-  if (typeof g.repetition_penalty === 'number') out.repetitionPenalty = g.repetition_penalty;
-  if (g.do_sample === true && typeof g.temperature === 'number') out.temperature = g.temperature;
-  if (g.do_sample === true && typeof g.top_k === 'number') out.topK = g.top_k;
-  if (g.do_sample === true && typeof g.top_p === 'number') out.topP = g.top_p;
-  if (typeof g.early_stopping === 'boolean') out.earlyStopping = g.early_stopping;
-  const eos = ids(g.eos_token_id);
-  if (eos.length > 0) out.stopTokenIds = eos;
-  return out;
+  const out: Record<string, unknown> = {};
+  const sampling = g.do_sample === true;
+  for (const [key, option] of Object.entries(HF_GENERATION_KEYS)) {
+    let v = g[key];
+    if (v === undefined || v === null) continue;
+    if (['temperature', 'top_k', 'top_p', 'min_p'].includes(key) && !sampling) continue;
+    if (key === 'eos_token_id' || key === 'suppress_tokens' || key === 'begin_suppress_tokens') v = typeof v === 'number' ? [v] : v;
+    if (key === 'forced_eos_token_id' && Array.isArray(v)) v = v.every((x) => typeof x === 'number') && v.length > 0 ? Math.min(...v) : v;
+    if (key === 'max_time') v = typeof v === 'number' ? v * 1000 : v;
+    out[option] = v;
+  }
+  if (sampling) {
+    out.temperature ??= 1;
+    out.topK ??= 50;
+  }
+  return out as GenerationOptions;
+}
+
+/** The Hugging Face key an option came from, for messages about a model's files. */
+export function hfKeyOf(option: string): string {
+  return Object.entries(HF_GENERATION_KEYS).find(([, o]) => o === option)?.[0] ?? option;
 }

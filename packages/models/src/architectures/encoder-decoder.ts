@@ -30,7 +30,7 @@ import {
 } from '../layers/ops.js';
 import { GrowingTable, sinusoidalTable, type PositionSpec } from '../layers/positions.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
-import { requirePlausiblePositions, requirePositiveIntegers } from './config-checks.js';
+import { requirePlausiblePositions, requirePositiveFinite, requirePositiveIntegers, requireTokenIds } from './config-checks.js';
 import { checkIds } from './decoder-only.js';
 
 /**
@@ -161,6 +161,8 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
   ) {
     requirePositiveIntegers(c, ['dModel', 'numHeads', 'encoderLayers', 'decoderLayers', 'ffnDim', 'sourceVocabSize', 'targetVocabSize', 'maxPositions'], 'encoderDecoder');
     requirePlausiblePositions(c.maxPositions, 'encoderDecoder');
+    requirePositiveFinite(c.normEpsilon, 'encoderDecoder.normEpsilon');
+    requireTokenIds(c.specialTokens, c.targetVocabSize, 'encoderDecoder');
     if (c.dModel % c.numHeads !== 0) throw new InvalidOptionError('encoderDecoder.numHeads', c.numHeads, `a divisor of dModel (${c.dModel})`);
     if (!Number.isInteger(c.specialTokens.decoderStart))
       throw new InvalidOptionError('encoderDecoder.specialTokens.decoderStart', c.specialTokens.decoderStart, 'a token id');

@@ -3,7 +3,7 @@ import { InvalidOptionError, type ModelConfig, type SpecialTokens } from '@kvt/c
 import type { KVCache } from '@kvt/kernels';
 import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
-import { requirePlausiblePositions, requirePositiveIntegers } from './config-checks.js';
+import { requirePlausiblePositions, requirePositiveFinite, requirePositiveIntegers, requireTokenIds } from './config-checks.js';
 import { DecoderOnlyTransformer } from './decoder-only.js';
 
 /** GPT-2 family: LayerNorm, learned positions, GELU (tanh approximation), fused QKV with biases, tied output. */
@@ -47,6 +47,8 @@ export class Gpt2Model extends DecoderOnlyTransformer {
     super();
     requirePositiveIntegers(c, ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'maxPositions'], 'gpt2');
     requirePlausiblePositions(c.maxPositions, 'gpt2');
+    requirePositiveFinite(c.normEpsilon, 'gpt2.normEpsilon');
+    requireTokenIds(c.specialTokens, c.vocabSize, 'gpt2');
     if (c.hiddenSize % c.numHeads !== 0)
       throw new InvalidOptionError('gpt2.numHeads', c.numHeads, `a divisor of hiddenSize (${c.hiddenSize})`);
     const d = c.hiddenSize;

@@ -4,7 +4,7 @@ import { KvtLlamaBlock, cacheTakesKernel, runLlamaBlock, type KVCache, type Llam
 import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
 import { GrowingTable, applyRotary, rotaryTables, type Rotary } from '../layers/positions.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
-import { requirePlausiblePositions, requirePositiveIntegers } from './config-checks.js';
+import { requirePlausiblePositions, requirePositiveFinite, requirePositiveIntegers, requireTokenIds } from './config-checks.js';
 import { DecoderOnlyTransformer } from './decoder-only.js';
 
 /**
@@ -200,6 +200,9 @@ export class LlamaModel extends DecoderOnlyTransformer {
 export function validateLlamaConfig(c: LlamaConfig): void {
   requirePositiveIntegers(c, ['vocabSize', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'maxPositions'], 'llama');
   requirePlausiblePositions(c.maxPositions, 'llama');
+  requirePositiveFinite(c.normEpsilon, 'llama.normEpsilon');
+  requirePositiveFinite(c.ropeTheta, 'llama.ropeTheta');
+  requireTokenIds(c.specialTokens, c.vocabSize, 'llama');
   if (c.numHeads % c.numKvHeads !== 0)
     throw new InvalidOptionError('llama.numKvHeads', c.numKvHeads, `a divisor of numHeads (${c.numHeads})`);
   const hd = c.headDim ?? c.hiddenSize / c.numHeads;
