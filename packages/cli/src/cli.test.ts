@@ -9,6 +9,7 @@ const bin = join(repo, 'packages/cli/dist/bin.js');
 const fixtures = process.env.KVT_FIXTURES ?? join(repo, '..', 'shared', 'fixtures');
 const stories = join(fixtures, 'stories260K', 'stories260K.bin');
 const kvt = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+const kvtWithInput = (input: string, ...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000, input });
 
 describe.skipIf(!existsSync(bin) || !existsSync(stories))('the kvt command', () => {
   it('generate --json prints one JSON object on stdout with tokens, text, timing and cache', () => {
@@ -42,10 +43,45 @@ describe.skipIf(!existsSync(bin) || !existsSync(stories))('the kvt command', () 
   it('exits 2 with the typed error on bad usage or input, and 0 for --help', () => {
     const bad = kvt('generate', '--model', stories, '--top-p', '1.5');
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/topP/);
+    expect(bad.stderr).toMatch(/--top-p/); // the flag, not the API name
     expect(kvt('generate', '--model', join(fixtures, 'nope.bin')).status).toBe(2);
     expect(kvt('generate').status).toBe(2); // missing --model
     expect(kvt('generate', '--model', stories, '--max-new-tokens', '4096').status).toBe(2); // past the positions
     expect(kvt('translate', '--help').status).toBe(0);
+  });
+
+  it('names the flag the user typed: a typo is an unknown option, API names become flags', () => {
+    const typo = kvt('generate', '--modle', stories);
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toMatch(/unknown option '--modle'/);
+    expect(typo.stderr).toMatch(/--model/);
+    const beams = kvt('generate', '--model', stories, '--beams', '2', '--temperature', '0.5');
+    expect(beams.status).toBe(2);
+    expect(beams.stderr).toMatch(/--beams/);
+    expect(beams.stderr).not.toMatch(/numBeams/);
+  });
+
+  it('rejects empty text, zero counts and two texts; --version; - reads standard input', () => {
+    expect(kvt('translate', '').status).toBe(2);
+    expect(kvt('translate', '--input', 'x.txt', '--batch-size', '0').status).toBe(2);
+    const two = kvt('translate', 'a', '--text', 'b');
+    expect(two.status).toBe(2);
+    expect(two.stderr).toMatch(/not both/);
+    expect(kvt('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const piped = kvtWithInput('آ ت ز م و ن\n', 'translate', '--model', join(fixtures, 'aren-transliteration'), '-', '--beams', '1');
+    expect(piped.status).toBe(0);
+    expect(piped.stdout.trim()).toBe('a t z m o n');
+    const missing = kvt('evaluate', '--dev', join(fixtures, 'no-such.tsv'));
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/--dev/);
+  });
+
+  it('generate --beams and --num-return: beam hypotheses, or samples sharing one prefill', () => {
+    const beams = JSON.parse(kvt('generate', '--model', stories, '--prompt', 'Once upon a time', '--max-new-tokens', '8', '--beams', '3', '--num-return', '2', '--json').stdout);
+    expect(beams.hypotheses).toHaveLength(2);
+    expect(beams.config.numBeams).toBe(3);
+    const samples = JSON.parse(kvt('generate', '--model', stories, '--prompt', 'Once', '--max-new-tokens', '8', '--temperature', '1', '--seed', '2', '--num-return', '3', '--json').stdout);
+    expect(samples.hypotheses).toHaveLength(3);
+    expect(samples.cache.length).toBe(2 + 7); // one prompt row prefilled, three rows then
   });
 });

@@ -9,12 +9,15 @@
  *
  * @packageDocumentation
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { KvtError } from '@kvt/core';
+import { GENERATION_OPTIONS, InvalidOptionError, KvtError, UnsupportedError } from '@kvt/core';
 import { runGenerate } from './commands/generate.js';
 import { runTranslate } from './commands/translate.js';
-import { runEvaluate } from './commands/evaluate.js';
-import { float, int } from './options.js';
+import { defaultTestSet, runEvaluate } from './commands/evaluate.js';
+import { collect, count, flagOf, float, int } from './options.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const backendOption = () => new Option('--backend <name>', 'compute backend').choices(['cpu', 'wasm']).default('wasm');
 const cacheOption = () =>
@@ -23,21 +26,25 @@ const cacheOption = () =>
 export function createProgram(): Command {
   const program = new Command('kvt')
     .description('KV-cached Transformer inference on TensorFlow.js')
+    .version(VERSION)
     .showHelpAfterError()
     .exitOverride();
   program
     .command('generate')
     .description('generate text with a decoder-only model (llama2.c .bin, GGUF, Hugging Face llama/gpt2 folder)')
-    .requiredOption('--model <path>', 'model file or folder')
-    .option('--tokenizer <path>', 'tokenizer file (default: found beside the model)')
-    .option('--prompt <text>', 'prompt text', '')
-    .option('--max-new-tokens <n>', 'most tokens to generate', int('--max-new-tokens'))
+    .option('--model <path>', 'model file or folder (required)')
+    .option('--tokenizer <path>', 'tokenizer file of the same vocabulary (default: found beside the model)')
+    .option('--prompt <text>', 'prompt text (- reads standard input)', '')
+    .option('--max-new-tokens <n>', 'most tokens to generate', count('--max-new-tokens'))
     .option('--temperature <t>', '0 = greedy (default); > 0 samples', float('--temperature'))
     .option('--top-k <k>', 'sample from the k most likely tokens', int('--top-k'))
     .option('--top-p <p>', 'nucleus sampling threshold in (0, 1]', float('--top-p'))
     .option('--min-p <p>', 'drop tokens below p × the top probability', float('--min-p'))
     .option('--repetition-penalty <r>', 'penalize repeated tokens (> 1)', float('--repetition-penalty'))
     .option('--seed <s>', 'sampling seed', int('--seed'))
+    .option('--beams <n>', 'beam search width (1 = no beam search)', count('--beams'))
+    .option('--num-return <n>', 'outputs: the n best beams, or n samples sharing one prefill (with --temperature)', count('--num-return'))
+    .option('--stop <text>', 'stop before this text (repeatable)', collect)
     .addOption(backendOption())
     .addOption(cacheOption())
     .option('--json', 'print one JSON object on stdout')
@@ -45,28 +52,32 @@ export function createProgram(): Command {
   program
     .command('translate')
     .description('translate with an encoder-decoder model (default: the embedded English→Spanish model)')
-    .argument('[text]', 'text to translate (or --text, or --input FILE)')
+    .argument('[text]', 'text to translate (or --text, or --input FILE; - reads standard input)')
     .option('--model <path>', 'model folder or file (Hugging Face Marian/BART folder, CTranslate2 folder)')
-    .option('--text <text>', 'text to translate')
-    .option('--input <file>', 'translate a file, one sentence a line; writes one translation a line')
-    .option('--beams <n>', 'beam search width (1 = greedy)', int('--beams'))
-    .option('--num-return <n>', 'hypotheses to return (≤ beams)', int('--num-return'))
-    .option('--max-new-tokens <n>', 'most target tokens', int('--max-new-tokens'))
+    .option('--text <text>', 'text to translate (- reads standard input)')
+    .option('--input <file>', 'translate a file (- for standard input), one sentence a line; writes one translation a line')
+    .option('--beams <n>', "beam search width (default: the model's own setting; 1 = greedy)", count('--beams'))
+    .option('--num-return <n>', 'hypotheses to return (≤ beams)', count('--num-return'))
+    .option('--max-new-tokens <n>', 'most target tokens', count('--max-new-tokens'))
     .option('--length-penalty <x>', 'beam score = log p / length^x', float('--length-penalty'))
-    .option('--batch-size <n>', 'sentences per batch with --input', int('--batch-size'), 16)
+    .option('--batch-size <n>', 'sentences per batch with --input', count('--batch-size'), 16)
     .addOption(backendOption())
     .addOption(cacheOption())
     .option('--json', 'print JSON (one object; JSON Lines with --input)')
-    .action((text: string | undefined, o) => runTranslate({ ...o, text: o.text ?? text }));
+    .action((text: string | undefined, o) => {
+      if (text !== undefined && o.text !== undefined)
+        throw new InvalidOptionError('--text', o.text, `either a text argument or --text, not both (got ${JSON.stringify(text)} too)`);
+      return runTranslate({ ...o, text: o.text ?? text });
+    });
   program
     .command('evaluate')
     .description('BLEU (sacreBLEU-compatible: 13a, corpus, all references) and chrF of a translation model on a TSV test set')
     .option('--model <path>', 'model folder (default: the embedded English→Spanish model)')
-    .option('--dev <file>', 'source<TAB>reference lines (several lines per source for several references)', '../shared/corpora/anki-spa-eng/dev.tsv')
-    .option('--beams <n>', 'beam search width', int('--beams'), 4)
-    .option('--batch-size <n>', 'sentences per batch', int('--batch-size'), 32)
-    .option('--max-new-tokens <n>', 'most target tokens', int('--max-new-tokens'), 64)
-    .option('--limit <n>', 'only the first n sources', int('--limit'))
+    .option('--dev <file>', `source<TAB>reference lines (several lines per source for several references; default ${defaultTestSet()})`)
+    .option('--beams <n>', 'beam search width', count('--beams'), 4)
+    .option('--batch-size <n>', 'sentences per batch', count('--batch-size'), 32)
+    .option('--max-new-tokens <n>', 'most target tokens', count('--max-new-tokens'), 64)
+    .option('--limit <n>', 'only the first n sources', count('--limit'))
     .addOption(backendOption())
     .option('--json', 'print one JSON object')
     .action((o) => runEvaluate(o));
@@ -77,9 +88,13 @@ export function createProgram(): Command {
     .helpOption(false)
     .argument('[args...]')
     .action(async (args: string[]) => {
-      const { runBench } = (await import(new URL('../../../apps/bench/dist/main.js', import.meta.url).href)) as {
-        runBench: (argv: string[]) => Promise<number>;
-      };
+      // the harness is an app of the kvt repository, not part of the published command
+      const harness = new URL('../../../apps/bench/dist/main.js', import.meta.url);
+      const { runBench } = (await import(harness.href).catch(() => {
+        throw new UnsupportedError(
+          'kvt bench runs the benchmark harness of the kvt repository (apps/bench), which is not installed here: clone the repository and run `pnpm bench` there.',
+        );
+      })) as { runBench: (argv: string[]) => Promise<number> };
       process.exitCode = await runBench(args);
     });
   return program;
@@ -97,11 +112,16 @@ export async function main(argv: string[]): Promise<number> {
       return 2; // commander printed the usage error
     }
     if (KvtError.isInstance(e)) {
-      const usage = ['INVALID_OPTION', 'INVALID_INPUT', 'TOKEN_OUT_OF_RANGE', 'PROMPT_TOO_LONG', 'MODEL_FORMAT', 'UNSUPPORTED', 'SHAPE_MISMATCH'];
-      process.stderr.write(`kvt: ${e.message}\n`);
+      const usage = ['INVALID_OPTION', 'INVALID_INPUT', 'TOKEN_OUT_OF_RANGE', 'PROMPT_TOO_LONG', 'MODEL_FORMAT', 'UNSUPPORTED', 'SHAPE_MISMATCH', 'RESOURCE_LIMIT'];
+      process.stderr.write(`kvt: ${inFlags(e.message)}\n`);
       return usage.includes(e.code) ? 2 : 1;
     }
     process.stderr.write(`kvt: ${(e as Error)?.stack ?? String(e)}\n`);
     return 1;
   }
+}
+
+/** A message about API options (`numBeams`, `maxNewTokens`), in the flags a command-line user types. */
+function inFlags(message: string): string {
+  return message.replace(new RegExp(`\\b(${GENERATION_OPTIONS.join('|')})\\b`, 'g'), (name) => flagOf(name));
 }

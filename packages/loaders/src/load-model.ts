@@ -89,6 +89,8 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
       }
     }
     case 'gguf': {
+      // the magic first: a large file that is not GGUF is rejected without reading it
+      if (!isGgufMagic(await firstBytes(files, format.file, 4))) throw new ModelFormatError(format.file, 'not a GGUF file (bad magic)');
       const bytes = await read(format.file);
       const g = parseGguf(bytes, format.file);
       const { config, params } = llamaFromGguf(g);
@@ -146,6 +148,10 @@ function encoderDecoder(
     files,
     dispose: () => model.dispose(),
   };
+}
+
+function isGgufMagic(head: Uint8Array): boolean {
+  return head.length === 4 && head[0] === 0x47 && head[1] === 0x47 && head[2] === 0x55 && head[3] === 0x46; // "GGUF"
 }
 
 /** The first `n` bytes of a file (without reading the rest where the source reads in pieces). */
@@ -244,8 +250,14 @@ function parseJson(bytes: Uint8Array, file: string): Record<string, unknown> {
 }
 
 /** A Hugging Face folder's tokenizer: tokenizer.json, else Marian's source.spm + vocab.json (opus-mt folders). */
-async function findHuggingFaceTokenizer(files: ModelFiles, primary: string | undefined, onProgress?: ProgressCallback): Promise<Tokenizer | undefined> {
-  if (primary) return tokenizerFromFile(files, primary, 0, onProgress);
+async function findHuggingFaceTokenizer(
+  files: ModelFiles,
+  primary: string | undefined,
+  vocabSize: number,
+  onProgress?: ProgressCallback,
+): Promise<Tokenizer | undefined> {
+  // a tokenizer file given with --tokenizer: any format, for any model of its vocabulary size
+  if (primary) return tokenizerFromFile(files, primary, vocabSize, onProgress);
   if (await files.exists('tokenizer.json')) return tokenizerFromFile(files, 'tokenizer.json', 0, onProgress);
   if ((await files.exists('source.spm')) && (await files.exists('vocab.json'))) {
     const config = (await files.exists('tokenizer_config.json')) ? parseJson(await files.read('tokenizer_config.json'), 'tokenizer_config.json') : {};
@@ -287,7 +299,8 @@ async function loadHuggingFace(files: ModelFiles, tokenizerFiles: ModelFiles | u
   const generation = generationFile === 'config.json' ? config : parseJson(await files.read(generationFile, onProgress), generationFile);
   const arch = fromHuggingFace(config, lookup, 'config.json', generationFile === 'config.json' ? undefined : generation);
   const defaults = generationDefaults(generation);
-  const tokenizer = await findHuggingFaceTokenizer(tokenizerFiles ?? files, tokenizerFiles?.primary, onProgress);
+  const vocabSize = arch.kind === 'encoder-decoder' ? arch.config.targetVocabSize : arch.config.vocabSize;
+  const tokenizer = await findHuggingFaceTokenizer(tokenizerFiles ?? files, tokenizerFiles?.primary, vocabSize, onProgress);
   const fileList = ['config.json', ...shards.keys()];
   if (arch.kind === 'encoder-decoder') {
     if (tokenizer && tokenizer.vocabSize > arch.config.sourceVocabSize)

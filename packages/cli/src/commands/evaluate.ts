@@ -8,7 +8,7 @@ import { defaultTranslationModel } from './translate.js';
 
 export interface EvaluateOptions {
   model?: string;
-  dev: string;
+  dev?: string;
   beams: number;
   batchSize: number;
   limit?: number;
@@ -17,9 +17,14 @@ export interface EvaluateOptions {
   json?: boolean;
 }
 
+/** The repository's English→Spanish dev set (`../shared/corpora/anki-spa-eng/dev.tsv` beside the kvt checkout). */
+export function defaultTestSet(): string {
+  return decodeURIComponent(new URL('../../../../../shared/corpora/anki-spa-eng/dev.tsv', import.meta.url).pathname);
+}
+
 /** Reads `source<TAB>reference` lines, grouping every reference of a source (first-seen order). */
 export function readTestSet(path: string): { source: string; references: string[] }[] {
-  if (!existsSync(path)) throw new InvalidInputError(`No test set at ${path}.`);
+  if (!existsSync(path)) throw new InvalidInputError(`No test set at ${path}; pass --dev FILE (source<TAB>reference lines).`);
   const bySource = new Map<string, string[]>();
   for (const line of readFileSync(path, 'utf8').split(/\r?\n/)) {
     const [src, ref] = line.split('\t');
@@ -34,7 +39,8 @@ export function readTestSet(path: string): { source: string; references: string[
 /** `kvt evaluate`: corpus BLEU (13a, all references) and chrF of a model on a tab-separated test set, with speed. */
 export async function runEvaluate(o: EvaluateOptions): Promise<void> {
   await useBackend(o.backend);
-  const set = readTestSet(o.dev).slice(0, o.limit ?? Infinity);
+  const dev = o.dev ?? defaultTestSet();
+  const set = readTestSet(dev).slice(0, o.limit ?? Infinity);
   const modelPath = o.model ?? defaultTranslationModel();
   const bar = loadingBar(!o.json);
   const loaded = await loadModel(modelPath, { onProgress: bar.onProgress }).finally(bar.stop);
@@ -59,7 +65,7 @@ export async function runEvaluate(o: EvaluateOptions): Promise<void> {
     const bleu = corpusBleu(hyps, refs);
     const chrf = corpusChrf(hyps, refs);
     const result = {
-      testSet: o.dev,
+      testSet: dev,
       sentences: set.length,
       beams: o.beams,
       backend: o.backend,

@@ -1,12 +1,12 @@
-import { InvalidInputError, generateStream, tokensPerSecond } from '@kvt/core';
+import { InvalidInputError, InvalidOptionError, generateStream, tokensPerSecond } from '@kvt/core';
 import { loadModel } from '@kvt/loaders';
 import { useBackend } from '../backends.js';
-import { defined } from '../options.js';
+import { defined, textOrStdin } from '../options.js';
 import { loadingBar } from '../progress.js';
 import { drain } from '../stream.js';
 
 export interface GenerateOptions {
-  model: string;
+  model?: string;
   tokenizer?: string;
   prompt?: string;
   maxNewTokens?: number;
@@ -16,6 +16,9 @@ export interface GenerateOptions {
   minP?: number;
   repetitionPenalty?: number;
   seed?: number;
+  beams?: number;
+  numReturn?: number;
+  stop?: string[];
   backend: string;
   cache: 'backend' | 'concat' | 'none';
   json?: boolean;
@@ -23,6 +26,8 @@ export interface GenerateOptions {
 
 /** `kvt generate`: streams text to stdout, or prints one JSON object with `--json`. */
 export async function runGenerate(o: GenerateOptions): Promise<void> {
+  if (o.model === undefined) throw new InvalidOptionError('--model', undefined, 'a model file or folder (--model PATH)');
+  const prompt = o.prompt === undefined ? undefined : textOrStdin(o.prompt);
   await useBackend(o.backend);
   const bar = loadingBar(!o.json);
   const t0 = performance.now();
@@ -31,7 +36,7 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
   try {
     if (loaded.kind !== 'decoder-only') throw new InvalidInputError(`${o.model} is an encoder-decoder model; use kvt translate.`);
     const tokenizer = loaded.tokenizer;
-    if (!tokenizer && o.prompt !== undefined) throw new InvalidInputError(`No tokenizer found for ${o.model}; pass --tokenizer.`);
+    if (!tokenizer && prompt) throw new InvalidInputError(`No tokenizer found for ${o.model}; pass --tokenizer.`);
     const request = {
       ...defined({
         maxNewTokens: o.maxNewTokens,
@@ -41,14 +46,18 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
         minP: o.minP,
         repetitionPenalty: o.repetitionPenalty,
         seed: o.seed,
+        numBeams: o.beams,
+        numReturnSequences: o.numReturn,
+        stopStrings: o.stop,
       }),
       cache: o.cache,
       ...(tokenizer ? { tokenizer } : {}),
-      ...(tokenizer ? { prompt: o.prompt ?? '' } : { inputIds: [loaded.model.config.specialTokens.bos ?? 0] }),
+      ...(tokenizer ? { prompt: prompt ?? '' } : { inputIds: [loaded.model.config.specialTokens.bos ?? 0] }),
     };
     const stream = generateStream(loaded.model, request);
-    if (!o.json && o.prompt) process.stdout.write(o.prompt);
-    const result = await drain(stream, (text) => !o.json && process.stdout.write(text));
+    const streaming = !o.json && (o.numReturn ?? 1) === 1;
+    if (streaming && prompt) process.stdout.write(prompt);
+    const result = await drain(stream, (text) => streaming && process.stdout.write(text));
     const seq = result.sequences[0]!;
     const decodeMs = result.timing.decodeMs;
     const speed = tokensPerSecond(decodeMs);
@@ -61,16 +70,20 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
           finishReason: seq.finishReason,
           seed: result.seed,
           backend: o.backend,
+          config: result.config,
           timing: { loadMs, prefillMs: result.timing.prefillMs, firstTokenMs: result.timing.firstTokenMs, decodeMs, tokensPerSecond: speed },
           cache: result.cache,
+          ...(seq.hypotheses ? { hypotheses: seq.hypotheses.map((h) => ({ tokens: h.tokens, text: h.text ?? '', score: h.score })) } : {}),
         }) + '\n',
       );
-    } else {
-      process.stdout.write('\n');
-      process.stderr.write(
-        `\n${seq.tokens.length} tokens, ${speed.toFixed(1)} tokens/s (${o.backend}, load ${loadMs.toFixed(0)} ms, prefill ${result.timing.prefillMs.toFixed(1)} ms)\n`,
-      );
+      return;
     }
+    if (!streaming) for (const h of seq.hypotheses ?? []) process.stdout.write(`${h.score.toFixed(4)}\t${(prompt ?? '') + (h.text ?? '')}\n`);
+    else if (result.config.numBeams > 1) process.stdout.write(seq.text ?? ''); // beam search prints its result
+    process.stdout.write('\n');
+    process.stderr.write(
+      `\n${seq.tokens.length} tokens, ${speed.toFixed(1)} tokens/s (${o.backend}, load ${loadMs.toFixed(0)} ms, prefill ${result.timing.prefillMs.toFixed(1)} ms)\n`,
+    );
   } finally {
     loaded.dispose();
   }

@@ -3,7 +3,7 @@ import { InvalidInputError, InvalidOptionError, tokensPerSecond, translate, tran
 import { loadModel, type LoadedModel } from '@kvt/loaders';
 import { modelFiles } from '@kvt/model-en-es';
 import { useBackend } from '../backends.js';
-import { defined } from '../options.js';
+import { defined, textOrStdin } from '../options.js';
 import { loadingBar } from '../progress.js';
 import { drain } from '../stream.js';
 
@@ -59,7 +59,9 @@ function request(loaded: Extract<LoadedModel, { kind: 'encoder-decoder' }>, o: T
 }
 
 async function translateOne(loaded: Extract<LoadedModel, { kind: 'encoder-decoder' }>, o: TranslateOptions, loadMs: number): Promise<void> {
-  const stream = translateStream(loaded.model, { ...request(loaded, o), text: o.text! });
+  const text = textOrStdin(o.text!);
+  if (text.trim() === '') throw new InvalidInputError('Nothing to translate: the text is empty.');
+  const stream = translateStream(loaded.model, { ...request(loaded, o), text });
   const result = await drain(stream, (text) => !o.json && process.stdout.write(text));
   const t = result.translations[0]!;
   const decodeMs = result.timing.decodeMs;
@@ -72,6 +74,7 @@ async function translateOne(loaded: Extract<LoadedModel, { kind: 'encoder-decode
         promptTokens: result.sourceTokens[0],
         finishReason: t.finishReason,
         backend: o.backend,
+        config: result.config,
         timing: { loadMs, encodeMs: result.timing.encodeMs, prefillMs: result.timing.prefillMs, firstTokenMs: result.timing.firstTokenMs, decodeMs, tokensPerSecond: speed },
         cache: result.cache,
         ...(t.hypotheses.length > 1 || (o.numReturn ?? 1) > 1 ? { hypotheses: t.hypotheses.map((h) => ({ tokens: h.tokens, text: h.text ?? '', score: h.score })) } : {}),
@@ -87,11 +90,11 @@ async function translateOne(loaded: Extract<LoadedModel, { kind: 'encoder-decode
 }
 
 async function translateFile(loaded: Extract<LoadedModel, { kind: 'encoder-decoder' }>, o: TranslateOptions, loadMs: number): Promise<void> {
-  if (!existsSync(o.input!)) throw new InvalidInputError(`No file at ${o.input}.`);
-  const lines = readFileSync(o.input!, 'utf8').split(/\r?\n/);
+  if (o.input !== '-' && !existsSync(o.input!)) throw new InvalidInputError(`No file at ${o.input}.`);
+  const lines = readFileSync(o.input === '-' ? 0 : o.input!, 'utf8').split(/\r?\n/);
   if (lines[lines.length - 1] === '') lines.pop();
   const start = performance.now();
-  const batch = Math.max(1, o.batchSize);
+  const batch = o.batchSize;
   let done = 0;
   for (let i = 0; i < lines.length; i += batch) {
     const chunk = lines.slice(i, i + batch);

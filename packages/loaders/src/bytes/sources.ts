@@ -1,4 +1,4 @@
-import { InvalidInputError } from '@kvt/core';
+import { InvalidInputError, ResourceLimitError } from '@kvt/core';
 
 /** Progress of reading model files. */
 export interface LoadProgress {
@@ -47,6 +47,18 @@ export function bytesAsRandomAccess(bytes: Uint8Array): RandomAccessFile {
 export type ModelSource = string | URL | Blob | readonly Blob[] | Readonly<Record<string, Uint8Array>> | ModelFiles;
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+/** The largest file kvt reads whole: one typed array (a model that size would not fit a WebAssembly heap anyway). */
+export const MAX_FILE_BYTES = 2 ** 32 - 1;
+
+function checkFileSize(file: string, size: number): void {
+  if (size > MAX_FILE_BYTES)
+    throw new ResourceLimitError(
+      `${file} is ${(size / 2 ** 30).toFixed(1)} GiB; kvt reads files of at most 4 GiB (a model must fit a 4 GiB WebAssembly heap). Is it the model file you meant?`,
+      size,
+      MAX_FILE_BYTES,
+    );
+}
 const isUrl = (s: string) => /^(https?|file|blob|data):/i.test(s);
 
 function isModelFiles(s: unknown): s is ModelFiles {
@@ -86,12 +98,19 @@ async function nodeFiles(path: string): Promise<ModelFiles> {
   return {
     name: path,
     ...(primary ? { primary } : {}),
-    list: async () => (await fs.readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name),
+    // files, and links to files (Hugging Face's cache keeps a model's files as links into its blob store)
+    list: async () => {
+      const entries = await fs.readdir(dir, { withFileTypes: true });
+      const isFile = async (e: (typeof entries)[number]) => e.isFile() || (e.isSymbolicLink() && !!(await fs.stat(p.join(dir, e.name)).catch(() => null))?.isFile());
+      const flags = await Promise.all(entries.map(isFile));
+      return entries.filter((_, i) => flags[i]).map((e) => e.name);
+    },
     exists: async (f) => !!(await fs.stat(p.join(dir, f)).catch(() => null)),
     read: async (f, onProgress) => {
       const full = p.join(dir, f);
       const st = await fs.stat(full).catch(() => null);
       if (!st || !st.isFile()) throw new InvalidInputError(`${full} is missing.`);
+      checkFileSize(full, st.size);
       const out = new Uint8Array(st.size);
       const handle = await fs.open(full, 'r');
       try {
@@ -145,6 +164,7 @@ function urlFiles(url: string): ModelFiles {
       const r = await fetch(new URL(f, base));
       if (!r.ok || isHtmlFallback(f, r)) throw new InvalidInputError(`${new URL(f, base)} answered ${r.status} ${r.statusText}${r.ok ? ' with an HTML page' : ''}; is the file there?`);
       const total = Number(r.headers.get('content-length')) || undefined;
+      if (total !== undefined) checkFileSize(String(new URL(f, base)), total);
       if (!r.body) return new Uint8Array(await r.arrayBuffer());
       const reader = r.body.getReader();
       const chunks: Uint8Array[] = [];
@@ -154,6 +174,7 @@ function urlFiles(url: string): ModelFiles {
         if (done) break;
         chunks.push(value);
         loaded += value.byteLength;
+        checkFileSize(String(new URL(f, base)), loaded);
         onProgress?.({ file: f, loaded, ...(total ? { total } : {}) });
       }
       const out = new Uint8Array(loaded);
@@ -181,6 +202,7 @@ function blobFiles(blobs: readonly Blob[]): ModelFiles {
     read: async (f, onProgress) => {
       const b = byName.get(f);
       if (!b) throw new InvalidInputError(`${f} is not among the selected files; select it too.`);
+      checkFileSize(f, b.size);
       const out = new Uint8Array(await b.arrayBuffer());
       onProgress?.({ file: f, loaded: out.byteLength, total: out.byteLength });
       return out;
