@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModelFormatError, generate, translate, type DecoderOnlyModel, type EncoderDecoderModel } from '@kvt/core';
+import { KvtError, ModelFormatError, generate, translate, type DecoderOnlyModel, type EncoderDecoderModel } from '@kvt/core';
 import { randomEncoderDecoderParameters, randomLlamaParameters, transpose2d, type EncoderDecoderConfig, type HostTensor, type LlamaConfig } from '@kvt/models';
 import { loadModel, writeSafetensors } from './index.js';
 
@@ -155,6 +155,39 @@ describe('Hugging Face generation settings apply by default (tiny llama folder, 
       expect(ModelFormatError.isInstance(e), `${key}: ${String(e)}`).toBe(true);
       expect((e as Error).message, key).toContain(key);
     }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('a table of wrong types and out-of-range values for every config.json and generation_config.json key read', async () => {
+    const before = tf.memory().numTensors;
+    const counts = [0, -1, 1.5, 'x', 1e9, {}, true];
+    const ids = [-1, 1.5, 'x', 1e9, {}, true];
+    const positive = [0, -1, 'x', {}, true];
+    const configCases: Record<string, unknown[]> = {
+      vocab_size: counts, hidden_size: counts, intermediate_size: counts, num_hidden_layers: counts, num_attention_heads: counts,
+      num_key_value_heads: counts, head_dim: counts, max_position_embeddings: counts, rms_norm_eps: positive, rope_theta: positive,
+      bos_token_id: ids, eos_token_id: [...ids, [1.5], ['x']], pad_token_id: ids,
+    };
+    const generationCases: Record<string, unknown[]> = {
+      max_new_tokens: [0, -1, 1.5, 'x', {}], max_length: [0, -1, 1.5, 'x', {}], min_new_tokens: [-1, 1.5, 'x'], min_length: [-1, 1.5, 'x'],
+      temperature: [-1, 'x', {}], top_k: [-1, 1.5, 'x'], top_p: [0, 2, 'x'], min_p: [-1, 1, 'x'], repetition_penalty: [0, -1, 'x'],
+      no_repeat_ngram_size: [-1, 1.5, 'x'], bad_words_ids: [[[V]], [[]], 'x', 5], suppress_tokens: [[V], 'x', -1], begin_suppress_tokens: [[V], 'x', 1.5],
+      forced_bos_token_id: ids, forced_eos_token_id: [...ids, [V]], eos_token_id: [...ids, [V]], num_beams: [0, -1, 1.5, 1e9, 'x'],
+      length_penalty: ['x', {}], early_stopping: ['yes', 1, {}], num_return_sequences: [0, 3, 1.5, 'x'], max_time: [0, -1, 'x'],
+    };
+    let cases = 0;
+    const expectLoadError = async (what: string, config: object, generation?: object) => {
+      const e = await loadModel(folder(config, generation)).then((l) => (l.dispose(), undefined), (err: unknown) => err);
+      expect(KvtError.isInstance(e), `${what}: ${e === undefined ? "loaded" : String(e)}`).toBe(true);
+      cases++;
+    };
+    for (const [key, values] of Object.entries(configCases))
+      for (const v of values) await expectLoadError(`config.json ${key}: ${JSON.stringify(v)}`, { ...llamaConfig, [key]: v });
+    for (const [key, values] of Object.entries(generationCases)) {
+      const sampling = ['temperature', 'top_k', 'top_p', 'min_p'].includes(key) ? { do_sample: true } : {};
+      for (const v of values) await expectLoadError(`generation_config.json ${key}: ${JSON.stringify(v)}`, llamaConfig, { ...sampling, [key]: v });
+    }
+    console.log(`bad config values rejected at load: ${cases}`);
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -142,6 +142,11 @@ export function resolveGenerationConfig(
   const d = context.defaults ?? {};
   const o = options;
   const pick = <K extends keyof GenerationOptions>(k: K): GenerationOptions[K] => (o[k] !== undefined ? o[k] : d[k]);
+  /** The option's value, or `fallback` when neither the request nor the defaults give one (null is a value: wrong). */
+  const val = <K extends keyof GenerationOptions>(k: K, fallback: NonNullable<GenerationOptions[K]>): NonNullable<GenerationOptions[K]> => {
+    const v = pick(k);
+    return (v === undefined ? fallback : v) as NonNullable<GenerationOptions[K]>;
+  };
   const V = model.vocabSize;
   const promptLength = context.promptLength ?? 0;
   const tokenId = (name: keyof GenerationOptions, v: unknown): number => {
@@ -172,60 +177,60 @@ export function resolveGenerationConfig(
   const maxNewTokens = lengthFrom(o, true) ?? lengthFrom(d, false) ?? Math.max(1, Math.min(64, room, model.maxPositions));
   if (maxNewTokens > model.maxPositions)
     throw new InvalidOptionError('maxNewTokens', maxNewTokens, `at most the model's ${model.maxPositions} positions`);
-  const minNewTokens = pick('minNewTokens') ?? 0;
+  const minNewTokens = val('minNewTokens', 0);
   if (!isInt(minNewTokens) || minNewTokens < 0) throw new InvalidOptionError('minNewTokens', minNewTokens, 'an integer ≥ 0');
-  const minLength = pick('minLength') ?? 0;
+  const minLength = val('minLength', 0);
   if (!isInt(minLength) || minLength < 0) throw new InvalidOptionError('minLength', minLength, 'an integer ≥ 0');
 
-  const temperature = pick('temperature') ?? 0;
+  const temperature = val('temperature', 0);
   if (!isNum(temperature) || temperature < 0 || (temperature > 0 && temperature < MIN_DIVISOR))
     throw new InvalidOptionError('temperature', temperature, `0 (greedy) or a number ≥ ${MIN_DIVISOR}`);
-  const topK = pick('topK') ?? 0;
+  const topK = val('topK', 0);
   if (!isInt(topK) || topK < 0) throw new InvalidOptionError('topK', topK, 'an integer ≥ 0 (0 = off)');
-  const topP = pick('topP') ?? 1;
+  const topP = val('topP', 1);
   if (!isNum(topP) || topP <= 0 || topP > 1) throw new InvalidOptionError('topP', topP, 'a number in (0, 1]');
-  const minP = pick('minP') ?? 0;
+  const minP = val('minP', 0);
   if (!isNum(minP) || minP < 0 || minP >= 1) throw new InvalidOptionError('minP', minP, 'a number in [0, 1)');
-  const repetitionPenalty = pick('repetitionPenalty') ?? 1;
+  const repetitionPenalty = val('repetitionPenalty', 1);
   if (!isNum(repetitionPenalty) || repetitionPenalty < MIN_DIVISOR || repetitionPenalty > 1 / MIN_DIVISOR)
     throw new InvalidOptionError('repetitionPenalty', repetitionPenalty, `a number in [${MIN_DIVISOR}, ${1 / MIN_DIVISOR}] (1 = off)`);
-  const noRepeatNgramSize = pick('noRepeatNgramSize') ?? 0;
+  const noRepeatNgramSize = val('noRepeatNgramSize', 0);
   if (!isInt(noRepeatNgramSize) || noRepeatNgramSize < 0)
     throw new InvalidOptionError('noRepeatNgramSize', noRepeatNgramSize, 'an integer ≥ 0 (0 = off)');
-  const badWords = pick('badWordsIds') ?? [];
+  const badWords = val('badWordsIds', []);
   if (!Array.isArray(badWords)) throw new InvalidOptionError('badWordsIds', badWords, 'an array of token-id arrays');
   const badWordsIds = badWords.map((w) => {
     if (!Array.isArray(w) || w.length === 0) throw new InvalidOptionError('badWordsIds', w, 'non-empty arrays of token ids');
     return Object.freeze(tokenIds('badWordsIds', w));
   });
-  const suppressTokens = tokenIds('suppressTokens', pick('suppressTokens') ?? []);
-  const beginSuppressTokens = tokenIds('beginSuppressTokens', pick('beginSuppressTokens') ?? []);
+  const suppressTokens = tokenIds('suppressTokens', val('suppressTokens', []));
+  const beginSuppressTokens = tokenIds('beginSuppressTokens', val('beginSuppressTokens', []));
   const forcedBos = pick('forcedBosTokenId');
   const forcedBosTokenId = forcedBos === undefined ? null : tokenId('forcedBosTokenId', forcedBos);
   const forcedEos = pick('forcedEosTokenId');
   const forcedEosTokenId = forcedEos === undefined ? null : tokenId('forcedEosTokenId', forcedEos);
 
-  const seed = pick('seed') ?? Math.floor(Math.random() * 2 ** 32);
+  const seed = val('seed', Math.floor(Math.random() * 2 ** 32));
   if (!isInt(seed) || seed < 0 || seed >= 2 ** 32) throw new InvalidOptionError('seed', seed, 'an integer in [0, 2^32)');
-  const stopTokenIds = tokenIds('stopTokenIds', pick('stopTokenIds') ?? model.specialTokens.eos);
-  const stopStrings = pick('stopStrings') ?? [];
+  const stopTokenIds = tokenIds('stopTokenIds', val('stopTokenIds', model.specialTokens.eos));
+  const stopStrings = val('stopStrings', []);
   if (!Array.isArray(stopStrings) || stopStrings.some((s) => typeof s !== 'string' || s.length === 0))
     throw new InvalidOptionError('stopStrings', stopStrings, 'an array of non-empty strings');
   const maxTime = pick('maxTimeMs');
   if (maxTime !== undefined && (!isNum(maxTime) || maxTime <= 0)) throw new InvalidOptionError('maxTimeMs', maxTime, 'a number of ms > 0');
 
-  const numBeams = pick('numBeams') ?? 1;
+  const numBeams = val('numBeams', 1);
   if (!isInt(numBeams) || numBeams < 1 || numBeams > V)
     throw new InvalidOptionError('numBeams', numBeams, `an integer in [1, ${V}] (the vocabulary)`);
-  const lengthPenalty = pick('lengthPenalty') ?? 1;
+  const lengthPenalty = val('lengthPenalty', 1);
   if (!isNum(lengthPenalty)) throw new InvalidOptionError('lengthPenalty', lengthPenalty, 'a finite number');
-  const earlyStopping = pick('earlyStopping') ?? false;
+  const earlyStopping = val('earlyStopping', false);
   if (earlyStopping !== true && earlyStopping !== false && earlyStopping !== 'never')
     throw new InvalidOptionError('earlyStopping', earlyStopping, "true, false or 'never'");
   const sampling = temperature > 0;
   if (sampling && numBeams > 1)
     throw new InvalidOptionError('numBeams', numBeams, '1 when sampling (temperature > 0); beam search is deterministic');
-  const numReturnSequences = pick('numReturnSequences') ?? 1;
+  const numReturnSequences = val('numReturnSequences', 1);
   if (numBeams > 1) {
     if (!isInt(numReturnSequences) || numReturnSequences < 1 || numReturnSequences > numBeams)
       throw new InvalidOptionError('numReturnSequences', numReturnSequences, `an integer in [1, numBeams = ${numBeams}]`);
@@ -239,9 +244,9 @@ export function resolveGenerationConfig(
   if (numBeams > 1 && stopStrings.length > 0)
     throw new InvalidOptionError('stopStrings', stopStrings, 'none with beam search (numBeams > 1): end beams with stopTokenIds');
 
-  const logprobs = pick('logprobs') ?? false;
+  const logprobs = val('logprobs', false);
   if (typeof logprobs !== 'boolean') throw new InvalidOptionError('logprobs', logprobs, 'true or false');
-  const topLogprobs = pick('topLogprobs') ?? 0;
+  const topLogprobs = val('topLogprobs', 0);
   if (!isInt(topLogprobs) || topLogprobs < 0 || topLogprobs > Math.min(V, MAX_TOP_LOGPROBS))
     throw new InvalidOptionError('topLogprobs', topLogprobs, `an integer in [0, ${Math.min(V, MAX_TOP_LOGPROBS)}]`);
   const logitsProcessors = functions<LogitsProcessor>('logitsProcessors', pick('logitsProcessors'));

@@ -134,7 +134,7 @@ export async function* translateStream(
   const tokenizer = request.targetTokenizer ?? request.tokenizer;
   if (config.stopStrings.length > 0 && !tokenizer)
     throw new InvalidOptionError('stopStrings', config.stopStrings, 'a tokenizer to go with them (request.tokenizer)');
-  const A = request.alternatives ?? 1;
+  const A = request.alternatives === undefined ? 1 : request.alternatives;
   if (!Number.isInteger(A) || A < 1 || A > model.config.vocabSize)
     throw new InvalidOptionError('alternatives', request.alternatives, `an integer in [1, ${model.config.vocabSize}]`);
   if (A > 1 && (config.numBeams > 1 || config.sampling))

@@ -29,8 +29,28 @@ function int(c: Json, key: string, file: string, fallback?: number): number {
     throw new ModelFormatError(file, `${key} is ${JSON.stringify(v)}; expected a positive integer`);
   return v;
 }
-const num = (c: Json, key: string, fallback: number) => (typeof c[key] === 'number' ? (c[key] as number) : fallback);
-const ids = (v: unknown): number[] => (typeof v === 'number' ? [v] : Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : []);
+/** A number the config may leave out (or set to null): present, it must be a finite number. */
+function num(c: Json, key: string, fallback: number, file = 'config.json'): number {
+  const v = c[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ModelFormatError(file, `${key} is ${JSON.stringify(v)}; expected a number`);
+  return v;
+}
+/** A token id or list of them (eos_token_id), or none. */
+function ids(c: Json, key: string, file = 'config.json'): number[] {
+  const v = c[key];
+  if (v === undefined || v === null) return [];
+  const list = Array.isArray(v) ? v : [v];
+  if (list.some((x) => typeof x !== 'number' || !Number.isInteger(x))) throw new ModelFormatError(file, `${key} is ${JSON.stringify(v)}; expected a token id or a list of them`);
+  return list as number[];
+}
+/** One optional token id (bos_token_id, pad_token_id) as a special-tokens field. */
+function optionalId<K extends string>(c: Json, key: string, field: K, file = 'config.json'): { [P in K]?: number } {
+  const v = c[key];
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new ModelFormatError(file, `${key} is ${JSON.stringify(v)}; expected a token id`);
+  return { [field]: v } as { [P in K]?: number };
+}
 
 /**
  * Maps a Hugging Face `config.json` and its tensors to a kvt architecture. `model_type` selects it: llama, gpt2,
@@ -72,11 +92,7 @@ export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'conf
         normEpsilon: num(config, 'rms_norm_eps', 1e-6),
         ropeTheta: num(config, 'rope_theta', 10000),
         ropeStyle: 'half',
-        specialTokens: {
-          ...(typeof config.bos_token_id === 'number' ? { bos: config.bos_token_id } : {}),
-          eos: ids(config.eos_token_id),
-          ...(typeof config.pad_token_id === 'number' ? { pad: config.pad_token_id } : {}),
-        },
+        specialTokens: { ...optionalId(config, 'bos_token_id', 'bos'), eos: ids(config, 'eos_token_id'), ...optionalId(config, 'pad_token_id', 'pad') },
       };
       const p = new ParameterSet(file);
       p.set('embedding', need('model.embed_tokens.weight'));
@@ -104,10 +120,10 @@ export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'conf
         hiddenSize: d,
         numLayers: L,
         numHeads: int(config, 'n_head', file),
-        intermediateSize: typeof config.n_inner === 'number' ? config.n_inner : 4 * d,
+        intermediateSize: config.n_inner === undefined || config.n_inner === null ? 4 * d : int(config, 'n_inner', file),
         maxPositions: int(config, 'n_positions', file),
         normEpsilon: num(config, 'layer_norm_epsilon', 1e-5),
-        specialTokens: { eos: ids(config.eos_token_id), ...(typeof config.bos_token_id === 'number' ? { bos: config.bos_token_id } : {}) },
+        specialTokens: { eos: ids(config, 'eos_token_id'), ...optionalId(config, 'bos_token_id', 'bos'), ...optionalId(config, 'pad_token_id', 'pad') },
       };
       const p = new ParameterSet(file);
       const g = (n: string) => need(`${prefix}${n}`);
@@ -161,7 +177,7 @@ function encoderDecoderFromHf(
 ): HfArchitecture {
   const d = int(c, 'd_model', file);
   const V = int(c, 'vocab_size', file);
-  const targetV = typeof c.decoder_vocab_size === 'number' ? c.decoder_vocab_size : V;
+  const targetV = c.decoder_vocab_size === undefined || c.decoder_vocab_size === null ? V : int(c, 'decoder_vocab_size', file);
   const act = ACTIVATIONS[String(c.activation_function ?? 'gelu')];
   if (!act) throw new UnsupportedError(`${file}: activation_function ${String(c.activation_function)} is not supported.`);
   if (int(c, 'encoder_ffn_dim', file) !== int(c, 'decoder_ffn_dim', file, int(c, 'encoder_ffn_dim', file)))
@@ -193,12 +209,7 @@ function encoderDecoderFromHf(
     embeddingNorm: type !== 'marian',
     encoderFinalNorm: preNorm,
     decoderFinalNorm: preNorm,
-    specialTokens: {
-      decoderStart: start,
-      eos: ids(c.eos_token_id),
-      ...(typeof c.pad_token_id === 'number' ? { pad: c.pad_token_id } : {}),
-      ...(typeof c.bos_token_id === 'number' ? { bos: c.bos_token_id } : {}),
-    },
+    specialTokens: { decoderStart: start, eos: ids(c, 'eos_token_id'), ...optionalId(c, 'pad_token_id', 'pad'), ...optionalId(c, 'bos_token_id', 'bos') },
   };
   const p = new ParameterSet(file);
   const shared = tensor('model.shared.weight');
