@@ -7,79 +7,43 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { KvtError, createRng, type Rng } from '@kvt/core';
-import { randomEncoderDecoderParameters, transpose2d, type EncoderDecoderConfig, type HostTensor } from '@kvt/models';
-import { loadModel, writeSafetensors } from './index.js';
+import type { Rng } from '@kvt/core';
+import {
+  randomEncoderDecoderParameters,
+  randomGpt2Parameters,
+  randomLlamaParameters,
+  transpose2d,
+  type EncoderDecoderConfig,
+  type Gpt2Config,
+  type HostTensor,
+  type LlamaConfig,
+} from '@kvt/models';
+import { loadModel, writeSafetensors, type LoadedModel } from './index.js';
+import { fuzzLoad, mutateBytes, mutateJson } from './testing/fuzz.js';
 import { fixture, haveFixtures } from './__tests__/fixtures.js';
 
 const CASES = 1000;
-const SPECIAL = [0, 1, 2, 0x7f, 0xff, 0x7fffffff, 0xffffffff, 0x80000000, 1 << 20];
-
-function mutate(bytes: Uint8Array, rng: Rng, headerBytes: number): Uint8Array {
-  const pick = (n: number) => Math.floor(rng.next() * n);
-  const region = Math.min(bytes.length, headerBytes);
-  const out = Uint8Array.from(bytes);
-  switch (pick(7)) {
-    case 0: // truncate, mostly inside the header
-      return out.slice(0, rng.next() < 0.7 ? pick(region) : pick(bytes.length));
-    case 1: {
-      // flip a few header bytes
-      for (let k = 1 + pick(4); k > 0; k--) out[pick(region)] ^= 1 << pick(8);
-      return out;
-    }
-    case 2: {
-      // flip bytes anywhere
-      for (let k = 1 + pick(16); k > 0; k--) out[pick(out.length)] = pick(256);
-      return out;
-    }
-    case 3: {
-      // rewrite an aligned 32- or 64-bit field of the header with a special value
-      const view = new DataView(out.buffer);
-      const at = pick(Math.max(1, region - 8)) & ~3;
-      const v = SPECIAL[pick(SPECIAL.length)]!;
-      if (rng.next() < 0.5) view.setUint32(at, v >>> 0, true);
-      else view.setBigUint64(at & ~7, BigInt(v) * BigInt(1 + pick(1 << 20)), true);
-      return out;
-    }
-    case 4: {
-      // delete a chunk
-      const at = pick(region);
-      return Uint8Array.from([...out.subarray(0, at), ...out.subarray(at + 1 + pick(64))]);
-    }
-    case 5: {
-      // insert garbage
-      const at = pick(region);
-      const junk = Array.from({ length: 1 + pick(64) }, () => pick(256));
-      return Uint8Array.from([...out.subarray(0, at), ...junk, ...out.subarray(at)]);
-    }
-    default: {
-      // append garbage
-      return Uint8Array.from([...out, ...Array.from({ length: 1 + pick(128) }, () => pick(256))]);
-    }
+/**
+ * The largest single buffer a case may allocate: a stored tensor expanded to float32 (at most 4× its bytes, Q8_0's
+ * 34 bytes per 32 values being the widest) plus 1 MiB for the engine's own buffers. A lying length field would ask
+ * for far more.
+ */
+const bound = (inputBytes: number) => 4 * inputBytes + (1 << 20);
+const mutate = mutateBytes;
+/** What a loaded model's tokenizers must survive: encoding text and decoding its own and arbitrary ids. */
+const useTokenizers = (loaded: LoadedModel) => {
+  for (const t of [loaded.tokenizer, loaded.kind === 'encoder-decoder' ? loaded.targetTokenizer : undefined]) {
+    if (!t) continue;
+    const ids = t.encode('Once upon a time, naïve 😀 <s>');
+    t.decode(ids);
+    t.decode([0, 1, 2, 3, t.vocabSize - 1]);
+    const d = t.createStreamDecoder();
+    for (const id of ids) d.push(id);
+    d.flush();
   }
-}
-
-async function expectOnlyTypedErrors(name: string, make: (rng: Rng, i: number) => Record<string, Uint8Array>): Promise<{ loaded: number; rejected: number }> {
-  const rng = createRng(20261129);
-  let loaded = 0;
-  let rejected = 0;
-  for (let i = 0; i < CASES; i++) {
-    const files = make(rng, i);
-    const before = tf.memory().numTensors;
-    const t0 = performance.now();
-    try {
-      const m = await loadModel(files);
-      m.dispose();
-      loaded++;
-    } catch (e) {
-      if (!KvtError.isInstance(e)) throw new Error(`${name} case ${i}: untyped ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
-      rejected++;
-    }
-    expect(performance.now() - t0, `${name} case ${i} took too long`).toBeLessThan(10_000);
-    expect(tf.memory().numTensors, `${name} case ${i} leaked tensors`).toBe(before);
-  }
-  return { loaded, rejected };
-}
+};
+const expectOnlyTypedErrors = (name: string, make: (rng: Rng, i: number) => Record<string, Uint8Array>, cases = CASES) =>
+  fuzzLoad(name, cases, make, bound, useTokenizers);
 
 describe.skipIf(!haveFixtures)('loader fuzzing (1000 seeded cases per format): only typed errors, no leaks', () => {
   beforeAll(async () => {
@@ -165,5 +129,57 @@ describe.skipIf(!haveFixtures)('loader fuzzing (1000 seeded cases per format): o
       return { 'config.json': configBytes, 'model.safetensors': mutate(st, rng, headerLength) };
     });
     expect(r.rejected).toBeGreaterThan(CASES / 3);
+  });
+
+  /** A Hugging Face folder's files, each fuzzed in turn: the safetensors header and data, config.json, generation_config.json. */
+  const fuzzFolder = async (name: string, config: Record<string, unknown>, tensors: Record<string, HostTensor>) => {
+    const st = writeSafetensors(tensors);
+    const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    const generation = { max_new_tokens: 8, eos_token_id: 2, bad_words_ids: [[3]], num_beams: 2, no_repeat_ngram_size: 2 };
+    const files = { 'config.json': json(config), 'model.safetensors': st, 'generation_config.json': json(generation) };
+    (await loadModel(files)).dispose(); // the unmutated folder loads
+    const headerLength = Number(new DataView(st.buffer).getBigUint64(0, true)) + 8;
+    const r = await expectOnlyTypedErrors(name, (rng, i) => {
+      switch (i % 3) {
+        case 0: return { ...files, 'model.safetensors': mutate(st, rng, headerLength) };
+        case 1: return { ...files, 'config.json': mutateJson(config, rng) };
+        default: return { ...files, 'generation_config.json': mutateJson(generation, rng) };
+      }
+    });
+    expect(r.rejected).toBeGreaterThan(CASES / 4);
+  };
+
+  it('Hugging Face GPT-2 folder (safetensors, config.json, generation_config.json)', async () => {
+    const c: Gpt2Config = { architecture: 'gpt2', vocabSize: 24, hiddenSize: 16, numLayers: 2, numHeads: 2, maxPositions: 32, specialTokens: { eos: [2] } };
+    const p = randomGpt2Parameters(c, 4);
+    const t: Record<string, HostTensor> = { 'wte.weight': p.get('wte'), 'wpe.weight': p.get('wpe'), 'ln_f.weight': p.get('finalNorm.weight'), 'ln_f.bias': p.get('finalNorm.bias') };
+    for (let i = 0; i < 2; i++) {
+      for (const [k, n] of [['norm1', 'ln_1'], ['norm2', 'ln_2']]) {
+        t[`h.${i}.${n}.weight`] = p.get(`layers.${i}.${k}.weight`);
+        t[`h.${i}.${n}.bias`] = p.get(`layers.${i}.${k}.bias`);
+      }
+      for (const [k, n] of [['qkv', 'attn.c_attn'], ['out', 'attn.c_proj'], ['fc', 'mlp.c_fc'], ['proj', 'mlp.c_proj']]) {
+        t[`h.${i}.${n}.weight`] = p.get(`layers.${i}.${k}`);
+        t[`h.${i}.${n}.bias`] = p.get(`layers.${i}.${k}.bias`);
+      }
+    }
+    await fuzzFolder('GPT-2 folder', { model_type: 'gpt2', vocab_size: 24, n_embd: 16, n_layer: 2, n_head: 2, n_positions: 32, layer_norm_epsilon: 1e-5, eos_token_id: 2 }, t);
+  });
+
+  it('Hugging Face Llama folder (safetensors, config.json, generation_config.json)', async () => {
+    const c: LlamaConfig = { architecture: 'llama', vocabSize: 24, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 2, numKvHeads: 1, maxPositions: 32, ropeStyle: 'half', specialTokens: { eos: [2] } };
+    const p = randomLlamaParameters(c, 5, { tied: true });
+    const t: Record<string, HostTensor> = { 'model.embed_tokens.weight': p.take('embedding', [24, 16]), 'model.norm.weight': p.take('finalNorm', [16]) };
+    for (let i = 0; i < 2; i++) {
+      const pre = `model.layers.${i}`;
+      t[`${pre}.input_layernorm.weight`] = p.take(`layers.${i}.attentionNorm`, [16]);
+      t[`${pre}.post_attention_layernorm.weight`] = p.take(`layers.${i}.ffnNorm`, [16]);
+      for (const [k, n, cols] of [['q', 'q_proj', 16], ['k', 'k_proj', 8], ['v', 'v_proj', 8], ['o', 'o_proj', 16]] as const)
+        t[`${pre}.self_attn.${n}.weight`] = transpose2d(p.take(`layers.${i}.${k}`, [16, cols]));
+      for (const [k, n, shape] of [['gate', 'gate_proj', [16, 24]], ['up', 'up_proj', [16, 24]], ['down', 'down_proj', [24, 16]]] as const)
+        t[`${pre}.mlp.${n}.weight`] = transpose2d(p.take(`layers.${i}.${k}`, [...shape]));
+    }
+    const config = { model_type: 'llama', vocab_size: 24, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 32, rms_norm_eps: 1e-6, eos_token_id: 2, bos_token_id: 1, tie_word_embeddings: true };
+    await fuzzFolder('Llama folder', config, t);
   });
 });

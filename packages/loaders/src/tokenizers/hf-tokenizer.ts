@@ -20,7 +20,10 @@ export function hfTokenizer(json: unknown, config: Record<string, unknown>, file
   }
   const model = (json as { model?: { vocab?: unknown } }).model;
   const vocab = model?.vocab;
-  const added = ((json as { added_tokens?: { id: number; content: string }[] }).added_tokens ?? []).map((a) => a.id);
+  const addedTokens = (json as { added_tokens?: unknown }).added_tokens ?? [];
+  if (!Array.isArray(addedTokens) || addedTokens.some((a) => !Number.isInteger((a as { id?: unknown } | null)?.id) || (a as { id: number }).id < 0))
+    throw new ModelFormatError(file, 'added_tokens is not a list of tokens with integer ids');
+  const added = addedTokens.map((a: { id: number }) => a.id);
   const size = Math.max(
     Array.isArray(vocab) ? vocab.length : vocab && typeof vocab === 'object' ? Object.keys(vocab).length : 0,
     ...added.map((id) => id + 1),
@@ -32,11 +35,20 @@ export function hfTokenizer(json: unknown, config: Record<string, unknown>, file
     const id = t.token_to_id(s);
     return typeof id === 'number' ? id : undefined;
   };
-  const bos = idOf('bos_token');
-  const eos = idOf('eos_token');
-  const pad = idOf('pad_token');
-  const unk = idOf('unk_token');
-  const decode = (ids: readonly number[], skip = true) => (ids.length === 0 ? '' : t.decode([...ids], { skip_special_tokens: skip }));
+  /** The library's own failures (a malformed file it accepted) become this file's typed error. */
+  const guarded = <A extends unknown[], R>(what: string, f: (...a: A) => R) => (...a: A): R => {
+    try {
+      return f(...a);
+    } catch (e) {
+      if (ModelFormatError.isInstance(e)) throw e;
+      throw new ModelFormatError(file, `the tokenizer failed to ${what} (${(e as Error)?.message ?? String(e)}); the file is malformed`);
+    }
+  };
+  const [bos, eos, pad, unk] = ['bos_token', 'eos_token', 'pad_token', 'unk_token'].map(guarded('read its special tokens', idOf));
+  const decode = guarded('decode', (ids: readonly number[], skip = true) => (ids.length === 0 ? '' : t.decode([...ids], { skip_special_tokens: skip })));
+  const encode = guarded('encode', (text: string, add: boolean) => t.encode(text, { add_special_tokens: add }).ids);
+  // a tokenizer that cannot encode and decode a short text is a broken file: say so at load, not mid-generation
+  decode(encode('Hello, world! 1 2', true));
   return {
     vocabSize: size,
     specialTokens: {
@@ -45,7 +57,7 @@ export function hfTokenizer(json: unknown, config: Record<string, unknown>, file
       ...(pad !== undefined ? { pad } : {}),
       ...(unk !== undefined ? { unk } : {}),
     },
-    encode: (text, options) => t.encode(text, { add_special_tokens: options?.addSpecialTokens ?? true }).ids,
+    encode: (text, options) => encode(text, options?.addSpecialTokens ?? true),
     decode: (ids, options) => decode(ids, options?.skipSpecialTokens ?? true),
     createStreamDecoder: (options): StreamDecoder =>
       createIncrementalDecoder((ids) => decode(ids, options?.skipSpecialTokens ?? true), options?.prefix),
