@@ -86,21 +86,30 @@ export function describeCacheConformance(o: ConformanceOptions): void {
 
         for (const batch of [1, 3]) {
           it(`cached logits equal a full uncached forward at each of ${steps} greedy steps (batch ${batch})`, async () => {
-            const seqs = PROMPTS.slice(0, batch).map((p) => [...p]);
+            const prompts = PROMPTS.slice(0, batch);
+            const seqs = prompts.map((p) => [...p]);
             const cache = model.createCache({ batchSize: batch, kind: o.cache });
             try {
+              // greedy steps through the cache, keeping each step's logits
+              const stepLogits: Float32Array[][] = [];
               let logits = await model.forward(seqs, cache);
               for (let step = 0; step < steps; step++) {
-                const full = await model.forward(seqs, null);
-                const next: number[] = [];
-                for (let b = 0; b < batch; b++) {
-                  expectClose(lastRow(logits, b), lastRow(full, b), `step ${step} row ${b}`);
-                  next.push(argmax(lastRow(full, b)));
-                }
+                stepLogits.push(prompts.map((_, b) => lastRow(logits, b)));
+                const next = stepLogits[step]!.map((row) => argmax(row));
                 next.forEach((t, b) => seqs[b]!.push(t));
-                logits = await model.forward(next.map((t) => [t]), cache);
+                if (step < steps - 1) logits = await model.forward(next.map((t) => [t]), cache);
               }
-              expect(cache.length).toBe(Math.max(...PROMPTS.slice(0, batch).map((p) => p.length)) + steps);
+              // one uncached forward over every sequence gives the logits of every position: step s of row b is
+              // position (prompt length − 1 + s) of that row (left-padded to the longest)
+              const full = await model.forward(seqs, null, { logits: 'all' });
+              const longest = Math.max(...seqs.map((q) => q.length));
+              stepLogits.forEach((rows, step) =>
+                rows.forEach((row, b) => {
+                  const at = longest - seqs[b]!.length + prompts[b]!.length - 1 + step;
+                  expectClose(row, full.data.subarray(at * full.vocabSize + b * full.positions * full.vocabSize, (at + 1) * full.vocabSize + b * full.positions * full.vocabSize), `step ${step} row ${b}`);
+                }),
+              );
+              expect(cache.length).toBe(Math.max(...prompts.map((p) => p.length)) + steps - 1);
             } finally {
               cache.dispose();
             }
@@ -248,17 +257,23 @@ export function describeCacheConformance(o: ConformanceOptions): void {
             try {
               const start = model.config.specialTokens.decoderStart!;
               const targets = sources.map(() => [start]);
+              const stepLogits: Float32Array[][] = [];
               let logits = await model.decode(targets, state, cache);
               for (let step = 0; step < steps; step++) {
-                const full = await model.decode(targets, state, null);
-                const next: number[] = [];
-                for (let b = 0; b < batch; b++) {
-                  expectClose(lastRow(logits, b), lastRow(full, b), `step ${step} row ${b}`);
-                  next.push(argmax(lastRow(full, b)));
-                }
+                stepLogits.push(sources.map((_, b) => lastRow(logits, b)));
+                const next = stepLogits[step]!.map((row) => argmax(row));
                 next.forEach((t, b) => targets[b]!.push(t));
-                logits = await model.decode(next.map((t) => [t]), state, cache);
+                if (step < steps - 1) logits = await model.decode(next.map((t) => [t]), state, cache);
               }
+              // one uncached decode of every target gives the logits of every position (step s = position s)
+              const full = await model.decode(targets, state, null, { logits: 'all' });
+              const V = full.vocabSize;
+              stepLogits.forEach((rows, step) =>
+                rows.forEach((row, b) => {
+                  const at = (b * full.positions + step) * V;
+                  expectClose(row, full.data.subarray(at, at + V), `step ${step} row ${b}`);
+                }),
+              );
             } finally {
               cache.dispose();
               state.dispose();
