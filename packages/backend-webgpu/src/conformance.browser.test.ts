@@ -16,7 +16,7 @@ if (!adapter) console.warn('WebGPU tests skipped: this browser has no WebGPU ada
 // The same suites as in Node and on WebGL, over the bucket cache on tfjs's webgpu backend.
 describe.skipIf(!adapter)('webgpu', () => {
   describeCacheConformance({ backend: 'webgpu', cache: 'backend', setup: () => import('./index.js'), steps: 16 });
-describeRealFixtures({ backend: 'webgpu', cache: 'backend', setup: () => import('./index.js'), fixture, readText, tolerance: 2e-4 });
+  describeRealFixtures({ backend: 'webgpu', cache: 'backend', setup: () => import('./index.js'), fixture, readText, tolerance: 2e-4, ggufTrace: false });
 
   describe('WebGPU pipelines', () => {
     it('compiles no new pipeline after the second decode step', async () => {
