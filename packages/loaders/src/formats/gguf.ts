@@ -174,6 +174,8 @@ export function llamaFromGguf(g: GgufFile): ParsedCheckpoint<LlamaConfig> {
   const F = num('llama.feed_forward_length');
   const S = num('llama.context_length');
   const byName = new Map(g.tensors.map((t) => [t.name, t]));
+  if (byName.has(`blk.${L}.attn_norm.weight`))
+    throw new ModelFormatError(g.file, `llama.block_count is ${L}, but the file holds a block ${L} (blk.${L}.attn_norm.weight); fix the metadata`);
   const emb = byName.get('token_embd.weight');
   if (!emb) throw new ModelFormatError(g.file, 'tensor token_embd.weight is missing');
   const V = emb.dims[1] ?? 0;
