@@ -1,17 +1,12 @@
 import { describeRealFixtures } from '@kvt/loaders/testing';
 import { describeCacheConformance, describeKernelConformance } from '@kvt/models/testing';
-import plain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
-import simd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
-import threaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 
 declare const __KVT_FIXTURES__: string;
 const fixture = (p: string) => `${location.origin}/@fs${__KVT_FIXTURES__}/${p}`;
 const readText = async (p: string) => (await fetch(fixture(p))).text();
 const setup = async () => {
   const m = await import('./index.js');
-  await m.activate({
-    wasmPaths: { 'tfjs-backend-wasm.wasm': plain, 'tfjs-backend-wasm-simd.wasm': simd, 'tfjs-backend-wasm-threaded-simd.wasm': threaded },
-  });
+  await m.activate(); // the package finds its own .wasm files
 };
 
 // The same suites as in Node, over the WASM backend's cache, in headless Chromium.

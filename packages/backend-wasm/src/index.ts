@@ -16,17 +16,20 @@ import './register.js';
 import { wasmBackend, type WasmActivateOptions } from './backend.js';
 
 export { wasmBackend, type WasmActivateOptions } from './backend.js';
+export { wasmFileUrls, type WasmFile } from './wasm-files.js';
 export { WasmKVCache } from './kernels/kv-cache.js';
 
 export const backendName = 'wasm';
 
 /**
- * Makes `wasm` the active tfjs backend (models loaded afterwards live there). In a browser bundle, give the folder
- * (URL) that serves tfjs-backend-wasm's `.wasm` files, before the first activation.
+ * Makes `wasm` the active tfjs backend (models loaded afterwards live there). In a browser the `.wasm` files come from
+ * beside this package (its `wasm/` folder, which bundlers emit as assets); `wasmPaths` points elsewhere. A failure
+ * is an `UnsupportedError` that says which file could not be fetched and what to do.
  *
  * @example
  * ```ts
- * await activate({ wasmPaths: '/assets/tfjs-wasm/' });
+ * await activate();                                          // the package's own files
+ * await activate({ wasmPaths: 'https://cdn.example/tfjs-wasm/' }); // or yours
  * ```
  */
 export function activate(options: WasmActivateOptions = {}): Promise<void> {

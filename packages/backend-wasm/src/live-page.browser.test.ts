@@ -3,9 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userEvent } from 'vitest/browser';
 import { AbortedError, generate, type DecoderOnlyModel } from '@kvt/core';
 import { LlamaModel, randomLlamaParameters, type LlamaConfig } from '@kvt/models';
-import plain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
-import simd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
-import threaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 
 // Generation on the page's main thread stays live on the WASM backend: the loop yields between decode steps, so the
 // page paints and a click on Stop is handled within one step. The model is a seeded random Llama big enough that a
@@ -14,7 +11,7 @@ describe('a live page while generating on WASM (main thread)', () => {
   let model: DecoderOnlyModel;
   beforeAll(async () => {
     const m = await import('./index.js');
-    await m.activate({ wasmPaths: { 'tfjs-backend-wasm.wasm': plain, 'tfjs-backend-wasm-simd.wasm': simd, 'tfjs-backend-wasm-threaded-simd.wasm': threaded } });
+    await m.activate(); // the package finds its own .wasm files
     const config: LlamaConfig = {
       architecture: 'llama', vocabSize: 8000, hiddenSize: 1024, intermediateSize: 2816, numLayers: 6, numHeads: 16, numKvHeads: 16,
       maxPositions: 512, specialTokens: { bos: 1, eos: [2] },

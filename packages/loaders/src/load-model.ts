@@ -11,6 +11,7 @@ import {
 } from '@kvt/core';
 import { EncoderDecoderTransformer, Gpt2Model, LlamaModel, type HostTensor } from '@kvt/models';
 import { decodeUtf8 } from './bytes/binary-reader.js';
+import { cacheNameOf, cachedModelFiles } from './bytes/browser-cache.js';
 import { openModelFiles, type ModelFiles, type ModelSource, type ProgressCallback, type RandomAccessFile } from './bytes/sources.js';
 import { parseCTranslate2 } from './formats/ctranslate2.js';
 import { llamaFromGguf, parseGguf, tokenizerFromGguf } from './formats/gguf.js';
@@ -51,8 +52,13 @@ export type LoadedModel = {
 export interface LoadModelOptions {
   /** A tokenizer file (or folder) to use instead of the one found beside the model. */
   readonly tokenizer?: ModelSource;
-  /** Called while files are read. */
+  /** Called while files are read: file name, bytes, which file of the load it is, and where it comes from. */
   readonly onProgress?: ProgressCallback;
+  /**
+   * Browsers: keep the files of a URL model in the Cache API (`true`: the `kvt-models` bucket, or a bucket name), so
+   * the next load of that URL makes no request. See `listCachedModelFiles`, `clearModelCache`.
+   */
+  readonly cache?: boolean | string;
 }
 
 /**
@@ -70,7 +76,11 @@ export interface LoadModelOptions {
  * ```
  */
 export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<LoadedModel> {
-  const files = await openModelFiles(source);
+  const cacheName = cacheNameOf(options.cache);
+  const opened = await openModelFiles(source);
+  const isUrl = (typeof source === 'string' && /^https?:/i.test(source)) || source instanceof URL;
+  const files = cacheName && isUrl ? cachedModelFiles(opened, String(source), cacheName) : opened;
+  options = { ...options, ...(options.onProgress ? { onProgress: numbered(options.onProgress) } : {}) };
   const format = await detectFormat(files);
   const read = (f: string) => files.read(f, options.onProgress);
   const tokenizerFiles = options.tokenizer !== undefined ? await openModelFiles(options.tokenizer) : undefined;
@@ -119,6 +129,15 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
     case 'huggingface':
       return loadHuggingFace(files, tokenizerFiles, options.onProgress);
   }
+}
+
+/** Adds each file's place in the load (1, 2, …) and its origin to progress reports. */
+function numbered(onProgress: ProgressCallback): ProgressCallback {
+  const order = new Map<string, number>();
+  return (p) => {
+    if (!order.has(p.file)) order.set(p.file, order.size + 1);
+    onProgress({ from: 'local', ...p, fileIndex: order.get(p.file)! });
+  };
 }
 
 function checkVocab(tokenizer: Tokenizer | undefined, vocabSize: number, file: string): void {

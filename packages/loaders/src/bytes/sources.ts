@@ -6,6 +6,12 @@ export interface LoadProgress {
   readonly loaded: number;
   /** Total bytes, when known. */
   readonly total?: number;
+  /** Which file of this load it is (1, 2, …, in the order they are read); set by `loadModel`. */
+  readonly fileIndex?: number;
+  /** Where the bytes come from: the network, the browser's cache, or a local file or memory. */
+  readonly from?: 'network' | 'cache' | 'local';
+  /** The server's ETag, when it sent one (URL sources). */
+  readonly etag?: string;
 }
 
 export type ProgressCallback = (p: LoadProgress) => void;
@@ -164,6 +170,7 @@ function urlFiles(url: string): ModelFiles {
       const r = await fetch(new URL(f, base));
       if (!r.ok || isHtmlFallback(f, r)) throw new InvalidInputError(`${new URL(f, base)} answered ${r.status} ${r.statusText}${r.ok ? ' with an HTML page' : ''}; is the file there?`);
       const total = Number(r.headers.get('content-length')) || undefined;
+      const etag = r.headers.get('etag') ?? undefined;
       if (total !== undefined) checkFileSize(String(new URL(f, base)), total);
       if (!r.body) return new Uint8Array(await r.arrayBuffer());
       const reader = r.body.getReader();
@@ -175,7 +182,7 @@ function urlFiles(url: string): ModelFiles {
         chunks.push(value);
         loaded += value.byteLength;
         checkFileSize(String(new URL(f, base)), loaded);
-        onProgress?.({ file: f, loaded, ...(total ? { total } : {}) });
+        onProgress?.({ file: f, loaded, ...(total ? { total } : {}), from: 'network', ...(etag ? { etag } : {}) });
       }
       const out = new Uint8Array(loaded);
       let off = 0;
