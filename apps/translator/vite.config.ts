@@ -4,15 +4,15 @@ import { dirname, join } from 'node:path';
 import { defineConfig, type Plugin } from 'vite';
 
 const require = createRequire(import.meta.url);
-// Static files the page needs that live in packages: the default model and tfjs's .wasm binaries.
+// Static files the page needs that live in packages: the default model. (The .wasm files of @kvt/backend-wasm are
+// found by the package itself: Vite emits them as assets.)
 const mounts: Record<string, string> = {
   '/models/en-es/': join(dirname(require.resolve('@kvt/model-en-es/package.json')), 'model'),
-  '/wasm/': dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')),
 };
 
-/** Serves the mounts in dev and copies them into the build (model files and *.wasm only). */
+/** Serves the mounts in dev and copies them into the build. */
 function packageAssets(): Plugin {
-  const wanted = (dir: string, f: string) => (dir.endsWith('model') ? !f.startsWith('.') : f.endsWith('.wasm'));
+  const wanted = (_dir: string, f: string) => !f.startsWith('.');
   return {
     name: 'kvt-package-assets',
     configureServer(server) {
@@ -46,4 +46,6 @@ export default defineConfig({
   resolve: { conditions: ['source', 'browser', 'module', 'development|production'] },
   server: { host: '127.0.0.1' },
   build: { target: 'es2022', chunkSizeWarningLimit: 4000 },
+  // the worker (kvt's runtime) is an ES module: the backend packages use top-level await
+  worker: { format: 'es' },
 });

@@ -6,7 +6,7 @@ import '@kvt/backend-wasm';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { translate } from '@kvt/core';
 import { loadModel } from '@kvt/loaders';
@@ -15,67 +15,182 @@ import { CHROMIUM_ARGS, chromiumPath, serveStatic } from './serve.js';
 
 const dist = resolve(dirname(fileURLToPath(import.meta.url)), '../dist');
 const SENTENCE = 'Where is the train station?';
+const LONG = 'I would like to know where the train station is, because my friends are waiting for me there and we are going to visit the old town together tomorrow morning before the museum opens.';
 const ready = existsSync(join(dist, 'index.html')) && !!chromiumPath() && existsSync(join(modelFiles.path, 'model.safetensors'));
 
 describe.skipIf(!ready)('translator page in headless Chromium', () => {
   let browser: Browser;
+  let context: BrowserContext;
   let page: Page;
   let close: () => void;
+  let url: string;
   let expected: string;
+
+  const open = async (p: Page) => {
+    await p.goto(url);
+    await p.waitForSelector('body[data-ready="true"]', { timeout: 180_000 });
+  };
 
   beforeAll(async () => {
     const loaded = await loadModel(modelFiles.path);
     if (loaded.kind !== 'encoder-decoder') throw new Error('expected the translation model');
-    const r = await translate(loaded.model, { text: SENTENCE, tokenizer: loaded.tokenizer!, maxNewTokens: 64 });
+    // the page's defaults: greedy, 64 new tokens, the model's other generation settings
+    const r = await translate(loaded.model, { text: SENTENCE, tokenizer: loaded.tokenizer!, numBeams: 1, maxNewTokens: 64 });
     expected = r.translations[0]!.text!;
     loaded.dispose();
-    const { url, server } = await serveStatic(dist);
-    close = () => server.close();
+    const served = await serveStatic(dist);
+    url = served.url;
+    close = () => served.server.close();
     browser = await chromium.launch({ executablePath: chromiumPath()!, args: CHROMIUM_ARGS, headless: true });
-    page = await browser.newPage();
+    context = await browser.newContext();
+    page = await context.newPage();
     page.on('pageerror', (e) => console.error('page error:', e.message));
-    await page.goto(url);
-    await page.waitForSelector('body[data-ready="true"]', { timeout: 180_000 });
+    await open(page);
+    await page.uncheck('#as-you-type');
   });
   afterAll(async () => {
     await browser?.close();
     close?.();
   });
 
-  const translateOnPage = async (text: string): Promise<string> => {
-    await page.fill('#source', text);
-    await page.click('#translate');
-    await page.waitForFunction(() => !(document.getElementById('translate') as HTMLButtonElement).disabled && document.getElementById('target')!.textContent !== '', undefined, { timeout: 180_000 });
-    return (await page.textContent('#target'))!.trim();
+  const finished = (p: Page) =>
+    p.waitForFunction(() => document.body.dataset.translating === undefined && document.getElementById('target')!.textContent !== '', undefined, { timeout: 180_000 });
+  const translateOnPage = async (text: string, p = page): Promise<string> => {
+    await p.fill('#source', text);
+    await p.click('#translate');
+    await finished(p);
+    return (await p.textContent('#target'))!.trim();
+  };
+  const useBackend = async (backend: string) => {
+    await page.selectOption('#backend', backend);
+    await page.waitForFunction((b) => document.getElementById('backend-status')!.textContent === `active: ${b}` && !(document.getElementById('translate') as HTMLButtonElement).disabled, backend, { timeout: 180_000 });
   };
 
-  it('translates a typed sentence as kvt does in Node (greedy)', async () => {
+  it('translates a typed sentence as kvt does in Node (greedy), in the worker', async () => {
     expect(expected.length).toBeGreaterThan(0);
     expect(await translateOnPage(SENTENCE)).toBe(expected);
   });
 
   for (const backend of ['wasm', 'cpu', 'webgl']) {
     it(`gives the same output after switching to ${backend}`, async () => {
-      await page.selectOption('#backend', backend);
-      await page.waitForFunction((b) => document.getElementById('backend-status')!.textContent === `active: ${b}` && !(document.getElementById('translate') as HTMLButtonElement).disabled, backend, { timeout: 180_000 });
+      await useBackend(backend);
       expect(await translateOnPage(SENTENCE)).toBe(expected);
     });
   }
 
-  it('shows the n-best list with scores for beam search', async () => {
+  for (const backend of ['wasm', 'cpu']) {
+    it(`keeps painting while translating a long sentence without the cache on ${backend} (longest frame gap < 100 ms), and Stop stops within one step`, async () => {
+      await useBackend(backend);
+      // the most work per step the page offers: 8 beams, every step recomputing the whole prefix
+      await page.uncheck('#use-cache');
+      await page.fill('#beams', '8');
+      await page.fill('#max-length', '200');
+      await page.fill('#source', `${LONG} ${LONG} ${LONG}`);
+      // frame gaps on the main thread, from requestAnimationFrame timestamps
+      await page.evaluate(() => {
+        const w = window as unknown as { gaps: number[]; framing: boolean };
+        w.gaps = [];
+        w.framing = true;
+        let last = performance.now();
+        const frame = (t: number) => {
+          w.gaps.push(t - last);
+          last = t;
+          if (w.framing) requestAnimationFrame(frame);
+        };
+        requestAnimationFrame(frame);
+      });
+      await page.click('#translate');
+      await page.waitForFunction(() => (document.getElementById('status-line')!.textContent ?? '').startsWith('best of 8 beams'), undefined, { timeout: 120_000 });
+      await page.waitForTimeout(300);
+      await page.click('#stop', { timeout: 10_000 });
+      await page.waitForFunction(() => document.body.dataset.translating === undefined, undefined, { timeout: 60_000 });
+      const gaps = await page.evaluate(() => {
+        const w = window as unknown as { gaps: number[]; framing: boolean };
+        w.framing = false;
+        return w.gaps.slice(1);
+      });
+      expect(gaps.length).toBeGreaterThan(20);
+      expect(Math.max(...gaps), `longest frame gap of ${gaps.length} frames`).toBeLessThan(100);
+      expect(Number(await page.getAttribute('body', 'data-tokens-after-stop')), 'tokens after Stop').toBeLessThanOrEqual(1);
+      expect(await page.textContent('#status-line')).toBe('stopped');
+      expect(await page.textContent('#tps')).toBe('–'); // figures reset after Stop
+      await page.check('#use-cache');
+      await page.fill('#beams', '1');
+      await page.fill('#max-length', '64');
+    });
+  }
+
+  it('beam search shows the best hypothesis as it changes, then the n-best list with scores', async () => {
+    await useBackend('wasm');
     await page.fill('#beams', '4');
+    await page.evaluate(() => {
+      const w = window as unknown as { statuses: string[] };
+      w.statuses = [];
+      new MutationObserver(() => w.statuses.push(document.getElementById('status-line')!.textContent ?? '')).observe(document.getElementById('status-line')!, { childList: true, characterData: true, subtree: true });
+    });
     await translateOnPage(SENTENCE);
     expect(await page.locator('#nbest li').count()).toBe(4);
+    const statuses = await page.evaluate(() => (window as unknown as { statuses: string[] }).statuses);
+    expect(statuses.some((s) => s.startsWith('best of 4 beams so far'))).toBe(true);
     await page.fill('#beams', '1');
   });
 
-  it('reports a corrupt model file in the page, and the previous model still translates', async () => {
+  it('keys: Ctrl+Enter translates, Esc stops; typing translates by itself (debounced)', async () => {
+    await page.fill('#source', SENTENCE);
+    await page.locator('#source').press('Control+Enter');
+    await finished(page);
+    expect((await page.textContent('#target'))!.trim()).toBe(expected);
+    await page.check('#as-you-type');
+    await page.locator('#source').fill('');
+    await page.locator('#source').pressSequentially('Good morning.', { delay: 30 });
+    await page.waitForFunction(() => (document.getElementById('target')!.textContent ?? '').length > 0 && document.body.dataset.translating === undefined, undefined, { timeout: 60_000 });
+    await page.uncheck('#as-you-type');
+    await page.fill('#max-length', '200');
+    await page.uncheck('#use-cache');
+    await page.fill('#source', LONG);
+    await page.click('#translate');
+    await page.waitForFunction(() => (document.getElementById('target')!.textContent ?? '').length > 0, undefined, { timeout: 60_000 });
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => document.body.dataset.translating === undefined, undefined, { timeout: 60_000 });
+    expect(await page.textContent('#status-line')).toBe('stopped');
+    await page.check('#use-cache');
+    await page.fill('#max-length', '64');
+  });
+
+  it('errors name the cause (bad format, network), and the previous model still translates', async () => {
     await page.setInputFiles('#model-files', [
       { name: 'config.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ model_type: 'marian', d_model: 16, vocab_size: 10 })) },
       { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('this is not a safetensors file at all') },
     ]);
     await page.waitForSelector('#error:not([hidden])', { timeout: 60_000 });
-    expect(await page.textContent('#error')).toMatch(/Could not load .*previous model/);
+    expect(await page.textContent('#error')).toMatch(/not a model kvt can read.*previous model/);
+    await page.fill('#model-url', 'http://127.0.0.1:9/model/');
+    await page.click('#load-url');
+    await page.waitForFunction(() => /Network error/.test(document.getElementById('error')!.textContent ?? ''), undefined, { timeout: 60_000 });
     expect(await translateOnPage(SENTENCE)).toBe(expected);
+  });
+
+  it('a reload reads the model from the browser cache: no request for model files, and it translates', async () => {
+    const second = await context.newPage();
+    const modelRequests: string[] = [];
+    second.on('request', (r) => r.url().includes('/models/en-es/') && modelRequests.push(r.url()));
+    await open(second);
+    expect(modelRequests, 'model file requests on the second load').toEqual([]);
+    await second.uncheck('#as-you-type');
+    await second.selectOption('#backend', 'wasm');
+    await second.waitForFunction(() => document.getElementById('backend-status')!.textContent === 'active: wasm' && !(document.getElementById('translate') as HTMLButtonElement).disabled, undefined, { timeout: 180_000 });
+    expect(await translateOnPage(SENTENCE, second)).toBe(expected);
+    expect(modelRequests).toEqual([]);
+    expect(await second.textContent('#cache-info')).toMatch(/keeps \d+ model files/);
+    await second.close();
+  });
+
+  it('fits a 390 px wide screen (no horizontal scrolling)', async () => {
+    const phone = await context.newPage();
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await open(phone);
+    const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+    expect(width).toBeLessThanOrEqual(390);
+    await phone.close();
   });
 });

@@ -112,7 +112,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2; // commander printed the usage error
     }
     if (KvtError.isInstance(e)) {
-      const usage = ['INVALID_OPTION', 'INVALID_INPUT', 'TOKEN_OUT_OF_RANGE', 'PROMPT_TOO_LONG', 'MODEL_FORMAT', 'UNSUPPORTED', 'SHAPE_MISMATCH', 'RESOURCE_LIMIT'];
+      const usage = ['INVALID_OPTION', 'INVALID_INPUT', 'TOKEN_OUT_OF_RANGE', 'PROMPT_TOO_LONG', 'MODEL_FORMAT', 'UNSUPPORTED', 'SHAPE_MISMATCH', 'RESOURCE_LIMIT', 'FILE_ACCESS'];
       process.stderr.write(`kvt: ${inFlags(e.message)}\n`);
       return usage.includes(e.code) ? 2 : 1;
     }

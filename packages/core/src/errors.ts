@@ -22,7 +22,8 @@ export type KvtErrorCode =
   | 'CACHE_STATE'
   | 'DISPOSED'
   | 'RESOURCE_LIMIT'
-  | 'NUMERICAL';
+  | 'NUMERICAL'
+  | 'FILE_ACCESS';
 
 /** Base class of every kvt error. */
 export class KvtError extends Error {
@@ -215,6 +216,24 @@ export class NumericalError extends KvtError {
   }
   static override isInstance(e: unknown): e is NumericalError {
     return isCode(e, 'NUMERICAL');
+  }
+}
+
+/**
+ * A model file could not be read: it is not there (`'missing'`: no such file, HTTP 404, a server answering with its
+ * HTML page), the server refused it (`'http'`: another status), or the network failed (`'network'`).
+ */
+export class FileAccessError extends KvtError {
+  constructor(
+    readonly file: string,
+    readonly reason: 'missing' | 'http' | 'network',
+    message: string,
+    readonly status?: number,
+  ) {
+    super('FILE_ACCESS', message);
+  }
+  static override isInstance(e: unknown): e is FileAccessError {
+    return isCode(e, 'FILE_ACCESS');
   }
 }
 

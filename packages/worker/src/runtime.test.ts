@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '@kvt/backend-wasm';
-import { AbortedError, InvalidInputError, InvalidOptionError, generate, type GenerationEvent } from '@kvt/core';
+import { AbortedError, FileAccessError, InvalidOptionError, generate, type GenerationEvent } from '@kvt/core';
 import { loadModel } from '@kvt/loaders';
 import { modelFiles } from '@kvt/model-en-es';
 import { createWorkerRuntime, type WorkerRuntime } from './index.js';
@@ -87,7 +87,8 @@ describe.skipIf(!existsSync(entry) || !existsSync(stories))('the worker runtime 
 
   it('errors cross as typed kvt errors; functions in options are refused before sending', async () => {
     const missing = await runtime.load(join(FIXTURES, 'no-such-model.bin')).catch((e: unknown) => e);
-    expect(InvalidInputError.isInstance(missing)).toBe(true);
+    expect(FileAccessError.isInstance(missing)).toBe(true);
+    expect((missing as FileAccessError).reason).toBe('missing');
     const model = await runtime.load(stories);
     const bad = await runtime.generate(model, { prompt: 'x', topP: 2 }).next().catch((e: unknown) => e);
     expect(InvalidOptionError.isInstance(bad)).toBe(true);

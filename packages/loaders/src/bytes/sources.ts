@@ -1,4 +1,4 @@
-import { InvalidInputError, ResourceLimitError } from '@kvt/core';
+import { FileAccessError, InvalidInputError, ResourceLimitError } from '@kvt/core';
 
 /** Progress of reading model files. */
 export interface LoadProgress {
@@ -98,7 +98,7 @@ async function nodeFiles(path: string): Promise<ModelFiles> {
   const fsSync = await import('node:fs');
   const p = await import('node:path');
   const stat = await fs.stat(path).catch(() => null);
-  if (!stat) throw new InvalidInputError(`No file or folder at ${path}; check the --model path.`);
+  if (!stat) throw new FileAccessError(path, 'missing', `No file or folder at ${path}; check the --model path.`);
   const dir = stat.isDirectory() ? path : p.dirname(path);
   const primary = stat.isDirectory() ? undefined : p.basename(path);
   return {
@@ -115,7 +115,7 @@ async function nodeFiles(path: string): Promise<ModelFiles> {
     read: async (f, onProgress) => {
       const full = p.join(dir, f);
       const st = await fs.stat(full).catch(() => null);
-      if (!st || !st.isFile()) throw new InvalidInputError(`${full} is missing.`);
+      if (!st || !st.isFile()) throw new FileAccessError(full, 'missing', `${full} is missing.`);
       checkFileSize(full, st.size);
       const out = new Uint8Array(st.size);
       const handle = await fs.open(full, 'r');
@@ -135,7 +135,7 @@ async function nodeFiles(path: string): Promise<ModelFiles> {
     openRandomAccess: async (f) => {
       const full = p.join(dir, f);
       const st = await fs.stat(full).catch(() => null);
-      if (!st || !st.isFile()) throw new InvalidInputError(`${full} is missing.`);
+      if (!st || !st.isFile()) throw new FileAccessError(full, 'missing', `${full} is missing.`);
       const fd = fsSync.openSync(full, 'r');
       return {
         byteLength: st.size,
@@ -163,12 +163,22 @@ function urlFiles(url: string): ModelFiles {
     ...(primary ? { primary } : {}),
     list: async () => null,
     exists: async (f) => {
-      const r = await fetch(new URL(f, base), { method: 'HEAD' }).catch(() => null);
-      return !!r && r.ok && !isHtmlFallback(f, r);
+      const url = String(new URL(f, base));
+      // an unreachable server is a network error, not "no such file"
+      const r = await fetch(url, { method: 'HEAD' }).catch((e: unknown) => {
+        throw new FileAccessError(url, 'network', `${url} could not be fetched (${(e as Error)?.message ?? e}): is the network up and the server reachable?`);
+      });
+      return r.ok && !isHtmlFallback(f, r);
     },
     read: async (f, onProgress) => {
-      const r = await fetch(new URL(f, base));
-      if (!r.ok || isHtmlFallback(f, r)) throw new InvalidInputError(`${new URL(f, base)} answered ${r.status} ${r.statusText}${r.ok ? ' with an HTML page' : ''}; is the file there?`);
+      const url = String(new URL(f, base));
+      const r = await fetch(url).catch((e: unknown) => {
+        throw new FileAccessError(url, 'network', `${url} could not be fetched (${(e as Error)?.message ?? e}): is the network up and the server reachable?`);
+      });
+      if (!r.ok || isHtmlFallback(f, r)) {
+        const missing = r.status === 404 || r.ok;
+        throw new FileAccessError(url, missing ? 'missing' : 'http', `${url} answered ${r.status} ${r.statusText}${r.ok ? ' with an HTML page' : ''}; is the file there?`, r.status);
+      }
       const total = Number(r.headers.get('content-length')) || undefined;
       const etag = r.headers.get('etag') ?? undefined;
       if (total !== undefined) checkFileSize(String(new URL(f, base)), total);
@@ -208,7 +218,7 @@ function blobFiles(blobs: readonly Blob[]): ModelFiles {
     exists: async (f) => byName.has(f),
     read: async (f, onProgress) => {
       const b = byName.get(f);
-      if (!b) throw new InvalidInputError(`${f} is not among the selected files; select it too.`);
+      if (!b) throw new FileAccessError(f, 'missing', `${f} is not among the selected files; select it too.`);
       checkFileSize(f, b.size);
       const out = new Uint8Array(await b.arrayBuffer());
       onProgress?.({ file: f, loaded: out.byteLength, total: out.byteLength });
@@ -226,7 +236,7 @@ function memoryFiles(files: Readonly<Record<string, Uint8Array>>): ModelFiles {
     exists: async (f) => f in files,
     read: async (f) => {
       const b = files[f];
-      if (!b) throw new InvalidInputError(`${f} is missing from the given files.`);
+      if (!b) throw new FileAccessError(f, 'missing', `${f} is missing from the given files.`);
       return b;
     },
   };
