@@ -1,5 +1,5 @@
-// Takes docs/screenshot.png of the built page in use (beam search with its n-best list). Run `pnpm --filter
-// translator build` first; serves dist with `vite preview` on 127.0.0.1.
+// Takes docs/screenshot-1280.png and docs/screenshot-390.png of the built page in use (beam search with its n-best
+// list). Run `pnpm --filter translator build` first; serves dist with `vite preview` on 127.0.0.1.
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,15 +14,18 @@ const browser = await chromium.launch({
   executablePath,
   args: ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
 });
-const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
-await page.goto(url);
-await page.waitForSelector('body[data-ready="true"]', { timeout: 180_000 });
-
-await page.fill('#source', 'I would like a cup of coffee, please.');
-await page.fill('#beams', '4');
-await page.click('#translate');
-await page.waitForFunction(() => !document.getElementById('translate').disabled && document.getElementById('target').textContent !== '', undefined, { timeout: 180_000 });
-await page.screenshot({ path: resolve(here, '../docs/screenshot.png'), fullPage: true });
+for (const [width, height] of [[1280, 800], [390, 844]]) {
+  const page = await browser.newPage({ viewport: { width, height } });
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 180_000 });
+  await page.uncheck('#as-you-type');
+  await page.fill('#source', 'I would like a cup of coffee, please.');
+  await page.fill('#beams', '4');
+  await page.click('#translate');
+  await page.waitForFunction(() => document.body.dataset.translating === undefined && document.getElementById('nbest').children.length > 0, undefined, { timeout: 180_000 });
+  await page.screenshot({ path: resolve(here, `../docs/screenshot-${width}.png`), fullPage: true });
+  await page.close();
+  console.log(`wrote docs/screenshot-${width}.png`);
+}
 await browser.close();
 await server.close();
-console.log('wrote docs/screenshot.png');

@@ -79,6 +79,7 @@ function resetFigures(text = '–'): void {
 }
 
 function showProgress(p: LoadProgress | null): void {
+  if (p && !loading) return; // a report that crossed from the worker after the load ended
   ui.progress.hidden = ui.loadLabel.hidden = p === null;
   if (!p) return;
   const from = p.from === 'cache' ? 'from this browser’s cache' : p.from === 'network' ? 'downloading' : 'reading';
@@ -110,8 +111,8 @@ async function load(source: WorkerModelSource, label: string): Promise<void> {
   } catch (e) {
     showError(`${explain(e, label)}${current ? ` The previous model (${current.label}) is still loaded.` : ''}`);
   } finally {
-    showProgress(null);
     setLoading(false);
+    showProgress(null);
     void refreshCacheInfo();
   }
 }

@@ -3,16 +3,18 @@ import { createServer, type Server } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm',
+  '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm',
   '.svg': 'image/svg+xml', '.png': 'image/png',
 };
 
-/** Serves a built static site on 127.0.0.1 (a random port). */
-export async function serveStatic(root: string): Promise<{ url: string; server: Server }> {
+/** Serves a built static site on 127.0.0.1 (a random port); `mounts` serve other folders under URL prefixes. */
+export async function serveStatic(root: string, mounts: Record<string, string> = {}): Promise<{ url: string; server: Server }> {
   const server = createServer((req, res) => {
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
-    let file = normalize(join(root, path));
-    if (!file.startsWith(root)) return void res.writeHead(403).end();
+    const mount = Object.entries(mounts).find(([prefix]) => path.startsWith(prefix));
+    const base = normalize(mount ? mount[1] : root);
+    let file = normalize(join(base, mount ? path.slice(mount[0].length) : path));
+    if (!file.startsWith(base)) return void res.writeHead(403).end();
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
     if (!existsSync(file)) return void res.writeHead(404).end();
     res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': statSync(file).size });
