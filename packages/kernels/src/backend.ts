@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UnsupportedError } from '@kvt/core';
 import type { KVCache, KVCacheOptions } from './kv-cache.js';
+import type { WeightFormat } from './weight-formats.js';
 
 /**
  * What a backend package brings: the tfjs backend it runs on, how to make it active, its KV cache, and counters a
@@ -9,6 +10,8 @@ import type { KVCache, KVCacheOptions } from './kv-cache.js';
 export interface Backend<ActivateOptions = Record<string, never>> {
   /** The tfjs backend name ('cpu', 'wasm', 'webgl', 'webgpu'). */
   readonly name: string;
+  /** Weight formats its `KvtLinear` multiplies as stored (float32 always; quantized ones where listed). */
+  readonly weightFormats?: readonly WeightFormat[];
   /** Makes this backend the active tfjs backend (models loaded afterwards live there). */
   activate(options?: ActivateOptions): Promise<void>;
   /** The backend's own KV cache: storage where the backend computes, written in place. */
@@ -62,4 +65,17 @@ export function createBackendKVCache(options: KVCacheOptions): KVCache {
 export async function activateTfBackend(name: string): Promise<void> {
   if (!(await tf.setBackend(name))) throw new UnsupportedError(`The ${name} backend failed to initialize.`);
   await tf.ready();
+}
+
+/**
+ * Whether the active backend multiplies weights of `format` as stored; where it does not, a model dequantizes them
+ * to float32 when it loads (and says so).
+ *
+ * @example
+ * ```ts
+ * supportsWeightFormat('q8_0'); // true on wasm and cpu
+ * ```
+ */
+export function supportsWeightFormat(format: WeightFormat, name: string = tf.getBackend()): boolean {
+  return format === 'f32' || (backends.get(name)?.weightFormats?.includes(format) ?? false);
 }

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KVCache } from './kv-cache.js';
 import type { KVStorage, WriteContext } from './kv-cache-container.js';
-import { KvtCacheAttend, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
+import { KvtCacheAttend, KvtGatherRows, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
+import type { QuantizedFormat, WeightFormat } from './weight-formats.js';
 
 /** Whether the backend (default: the active one) registered kvt kernel `name`. */
 export function hasKernel(name: KvtKernelName, backendName: string = tf.getBackend()): boolean {
@@ -17,9 +18,36 @@ function run<T extends tf.Tensor>(name: KvtKernelName, inputs: Record<string, tf
   return tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as T;
 }
 
-/** x `[m, in]` · w `[in, out]` → `[m, out]` by the backend's {@link KvtLinear}, or null where it has none. */
-export function runLinear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D | null {
-  return hasKernel(KvtLinear) ? run<tf.Tensor2D>(KvtLinear, { x, w }, {}) : null;
+/** A quantized weight: raw bytes (an int32 tensor) of rows `[outDim, inDim]` in `format`. */
+export interface QuantizedWeight {
+  readonly w: tf.Tensor1D; // int32 [ceil(outDim · bytesPerRow / 4)]
+  readonly format: QuantizedFormat;
+  readonly inDim: number;
+  readonly outDim: number;
+}
+
+/** `KvtLinear`'s attributes: the weight's format and size (float32 weights `[in, out]` need none). */
+export interface LinearAttrs {
+  readonly format: WeightFormat;
+  readonly inDim: number;
+  readonly outDim: number;
+}
+
+/**
+ * x `[m, in]` · w → `[m, out]` by the backend's {@link KvtLinear}: w float32 `[in, out]`, or a {@link QuantizedWeight}.
+ * Null where the backend has no such kernel (float32: the caller uses tf.matMul; quantized weights are only built on
+ * backends that have it).
+ */
+export function runLinear(x: tf.Tensor2D, w: tf.Tensor2D | QuantizedWeight): tf.Tensor2D | null {
+  if (!hasKernel(KvtLinear)) return null;
+  if (w instanceof tf.Tensor) return run<tf.Tensor2D>(KvtLinear, { x, w }, { format: 'f32', inDim: w.shape[0], outDim: w.shape[1] });
+  const attrs: LinearAttrs = { format: w.format, inDim: w.inDim, outDim: w.outDim };
+  return run<tf.Tensor2D>(KvtLinear, { x, w: w.w }, attrs);
+}
+
+/** Rows `ids` `[n]` (int32) of a quantized table (rows `[vocab, dim]`) as float32 `[n, dim]`, by {@link KvtGatherRows}. */
+export function runGatherRows(table: QuantizedWeight, ids: tf.Tensor1D): tf.Tensor2D {
+  return run<tf.Tensor2D>(KvtGatherRows, { table: table.w, ids }, { format: table.format, dim: table.inDim });
 }
 
 /** RMSNorm of x `[m, d]` by the backend's {@link KvtRmsNorm}, or null where it has none. */
@@ -27,15 +55,18 @@ export function runRmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, epsilon: number)
   return hasKernel(KvtRmsNorm) ? run<tf.Tensor2D>(KvtRmsNorm, { x, weight }, { epsilon }) : null;
 }
 
-/** The tensors of one Llama block, kvt layout (Linear weights `[in, out]`). */
+/**
+ * The tensors of one Llama block. Linear weights are float32 `[in, out]` (kvt's layout) or quantized rows `[out, in]`
+ * (raw bytes; their formats in {@link LlamaBlockAttrs.formats}).
+ */
 export interface LlamaBlockInputs {
   readonly x: tf.Tensor2D; // [batch·n, hidden], rows of batch row r at [r·n, (r+1)·n)
   readonly attentionNorm: tf.Tensor1D; // [hidden]
-  readonly qkv: tf.Tensor2D; // [hidden, (heads + 2·kvHeads)·headDim]
-  readonly o: tf.Tensor2D; // [heads·headDim, hidden]
+  readonly qkv: tf.Tensor; // [hidden, (heads + 2·kvHeads)·headDim]
+  readonly o: tf.Tensor; // [heads·headDim, hidden]
   readonly ffnNorm: tf.Tensor1D; // [hidden]
-  readonly gateUp: tf.Tensor2D; // [hidden, 2·intermediate]
-  readonly down: tf.Tensor2D; // [intermediate, hidden]
+  readonly gateUp: tf.Tensor; // [hidden, 2·intermediate]
+  readonly down: tf.Tensor; // [intermediate, hidden]
   readonly cos: tf.Tensor2D; // [positions, headDim/2]
   readonly sin: tf.Tensor2D; // [positions, headDim/2]
 }
@@ -54,6 +85,8 @@ export interface LlamaBlockAttrs {
   readonly intermediateSize: number;
   readonly epsilon: number;
   readonly ropeStyle: 'interleaved' | 'half';
+  /** Formats of qkv, o, gateUp, down (default all 'f32'). */
+  readonly formats?: readonly [WeightFormat, WeightFormat, WeightFormat, WeightFormat];
 }
 
 /**

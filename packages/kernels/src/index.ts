@@ -15,16 +15,20 @@
  */
 export type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache.js';
 export { KVCacheContainer, cacheChecks, type KVStorage, type WriteContext } from './kv-cache-container.js';
-export { activateTfBackend, createBackendKVCache, registerBackend, registeredBackend, type Backend } from './backend.js';
-export { KvtCacheAttend, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
+export { activateTfBackend, createBackendKVCache, registerBackend, registeredBackend, supportsWeightFormat, type Backend } from './backend.js';
+export { KvtCacheAttend, KvtGatherRows, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
 export {
   cacheTakesKernel,
   hasKernel,
   runCacheAttend,
+  runGatherRows,
   runLinear,
   runLlamaBlock,
   runRmsNorm,
   type CacheAttendAttrs,
+  type LinearAttrs,
   type LlamaBlockAttrs,
   type LlamaBlockInputs,
+  type QuantizedWeight,
 } from './decode-kernels.js';
+export { BLOCK, QUANTIZED_FORMATS, blockBytes, bytesPerRow, formatCode, type QuantizedFormat, type WeightFormat } from './weight-formats.js';

@@ -2,13 +2,17 @@ import type * as tf from '@tensorflow/tfjs-core';
 import {
   KVCacheContainer,
   KvtCacheAttend,
+  KvtGatherRows,
   KvtLinear,
   KvtLlamaBlock,
   KvtRmsNorm,
+  formatCode,
   type CacheAttendAttrs,
+  type LinearAttrs,
   type LlamaBlockAttrs,
+  type QuantizedFormat,
 } from '@kvt/kernels';
-import { heapOf } from './heap.js';
+import { WasmHeap, heapOf } from './heap.js';
 import { WasmStorage } from './kv-cache.js';
 
 type Inputs = Record<string, tf.TensorInfo>;
@@ -23,14 +27,29 @@ function wasmStorage(storage: unknown): WasmStorage {
   return storage;
 }
 
-/** x [m, in] · w [in, out] → [m, out]. */
-function linear({ inputs, backend }: Args): tf.TensorInfo {
+/** x [m, in] · W → [m, out]: W float32 [in, out], or quantized rows [out, in] (attrs.format). */
+function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const { x, w } = inputs as Inputs;
+  const { format, inDim, outDim } = attrs as unknown as LinearAttrs;
   const heap = heapOf(backend);
-  const [inDim, outDim] = w!.shape as [number, number];
   const m = x!.shape.reduce((a, b) => a * b, 1) / inDim;
   const out = heap.output([m, outDim]);
-  heap.kernels.linear(heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0);
+  if (format === 'f32') heap.kernels.linear(heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0);
+  else {
+    const scratch = heap.scratch(WasmHeap.quantizedInputBytes(m, inDim));
+    heap.kernels.linear_q(formatCode(format), heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0, scratch);
+  }
+  return out;
+}
+
+/** Rows ids [n] of a quantized table [rows, dim] → float32 [n, dim]. */
+function gatherRows({ inputs, backend, attrs }: Args): tf.TensorInfo {
+  const { table, ids } = inputs as Inputs;
+  const { format, dim } = attrs as unknown as { format: QuantizedFormat; dim: number };
+  const heap = heapOf(backend);
+  const n = ids!.shape[0]!;
+  const out = heap.output([n, dim]);
+  heap.kernels.dequantize_rows(formatCode(format), heap.offset(table!), heap.offset(ids!), n, dim, heap.offset(out));
   return out;
 }
 
@@ -59,8 +78,11 @@ function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const { numHeads: H, numKvHeads: KV, headDim: hd, intermediateSize: F } = a;
   const at = cache.prepareWrite(a.layer, b, n);
   const len = at.start;
-  const floats = m * d + m * (H + 2 * KV) * hd + m * H * hd + m * 3 * F + len + n; // + scores [len + n]
-  const t = storage.tables(a.layer, at, floats * 4);
+  const floats = m * d + m * (H + 2 * KV) * hd + m * H * hd + m * 3 * F + ((len + n + 3) & ~3); // + scores [len + n]
+  const quantized = WasmHeap.quantizedInputBytes(m, Math.max(d, H * hd, F)); // the quantized input of a linear
+  const t = storage.tables(a.layer, at, floats * 4 + quantized + 16); // + the four weight formats
+  const fmts = t.free + floats * 4 + quantized;
+  (a.formats ?? ['f32', 'f32', 'f32', 'f32']).forEach((f, k) => (heap.i32[fmts / 4 + k] = formatCode(f)));
   const out = heap.output([m, d]);
   const xAt = heap.offset(i.x!);
   const outAt = heap.offset(out);
@@ -68,7 +90,7 @@ function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
   heap.kernels.llama_block(
     outAt, heap.offset(i.attentionNorm!), heap.offset(i.qkv!), heap.offset(i.o!), heap.offset(i.ffnNorm!),
     heap.offset(i.gateUp!), heap.offset(i.down!), heap.offset(i.cos!), heap.offset(i.sin!),
-    t.kRows, t.vRows, t.pads, b, n, len, storage.capacity, d, H, KV, hd, F, a.epsilon, a.ropeStyle === 'half' ? 1 : 0, t.free,
+    t.kRows, t.vRows, t.pads, b, n, len, storage.capacity, d, H, KV, hd, F, a.epsilon, a.ropeStyle === 'half' ? 1 : 0, fmts, t.free,
   );
   return out;
 }
@@ -95,6 +117,7 @@ function cacheAttend({ inputs, backend, attrs }: Args): tf.TensorInfo {
 /** The wasm backend's kvt kernels, for tfjs's `registerKernel`. */
 export const wasmKernelConfigs: tf.KernelConfig[] = [
   { kernelName: KvtLinear, backendName: 'wasm', kernelFunc: linear as unknown as tf.KernelFunc },
+  { kernelName: KvtGatherRows, backendName: 'wasm', kernelFunc: gatherRows as unknown as tf.KernelFunc },
   { kernelName: KvtRmsNorm, backendName: 'wasm', kernelFunc: rmsNorm as unknown as tf.KernelFunc },
   { kernelName: KvtLlamaBlock, backendName: 'wasm', kernelFunc: llamaBlock as unknown as tf.KernelFunc },
   { kernelName: KvtCacheAttend, backendName: 'wasm', kernelFunc: cacheAttend as unknown as tf.KernelFunc },

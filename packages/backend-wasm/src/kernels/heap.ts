@@ -15,8 +15,11 @@ export interface KernelExports {
     x: number, attnNorm: number, wqkv: number, wo: number, ffnNorm: number, wgu: number, wdown: number, cos: number, sin: number,
     kRows: number, vRows: number, pads: number,
     b: number, n: number, len: number, cap: number, d: number, heads: number, kvHeads: number, hd: number, F: number, eps: number,
-    ropeHalf: number, scratch: number,
+    ropeHalf: number, fmts: number, scratch: number,
   ): void;
+  /** y (+)= x · W for a weight of format `fmt` (kvt-kernels.c FMT_*); scratch: the quantized input. */
+  linear_q(fmt: number, x: number, w: number, y: number, m: number, inDim: number, outDim: number, accumulate: number, scratch: number): void;
+  dequantize_rows(fmt: number, table: number, ids: number, n: number, dim: number, out: number): void;
 }
 
 /** What tfjs-wasm's backend object exposes that the kernels use. */
@@ -60,6 +63,11 @@ export class WasmHeap {
   /** A new float32 tensor of `shape` in the heap (uninitialized), for a kernel's output. */
   output(shape: number[]): tf.TensorInfo {
     return this.backend.makeOutput(shape, 'float32');
+  }
+
+  /** Bytes of scratch a quantized linear needs for `m` rows of `inDim` (its int16 input and the block scales). */
+  static quantizedInputBytes(m: number, inDim: number): number {
+    return Math.ceil((m * inDim * 2 + (m * inDim) / 8 + 15) / 16) * 16;
   }
 
   /** `bytes` from the heap's allocator, 16-byte aligned. */

@@ -125,6 +125,161 @@ void linear(const float* x, const float* w, float* y, int m, int in, int out, in
   for (; t < m; t++) axpy_rows(x + (usize)t * in, w, y + (usize)t * out, in, out);
 }
 
+// ---- Quantized weights (GGUF layouts, rows [out] of blocks of 32 along in) ---------------------------------------
+// Q8_0: per block an fp16 scale d and 32 int8 q: w = d·q (34 bytes). Q4_0: d and 16 bytes of nibbles, the low nibbles
+// holding values 0…15 and the high ones 16…31, w = d·(nibble − 8) (18 bytes).
+// The input rows are quantized to int16 per block of 32 (scale s = max|x| / 32767, relative error ≤ 1.5e-5), so a
+// block's dot product is integer (i32x4.dot_i16x8_s: no overflow, |q·x| ≤ 127·32767·32 < 2³¹) times d·s in float.
+enum { FMT_F32 = 0, FMT_Q8_0 = 1, FMT_Q4_0 = 2 };
+
+// fp16 → fp32, exact (subnormals included): the bits moved into place, scaled by 2^112 for the exponent bias.
+static inline float half_to_float(unsigned short h) {
+  const unsigned int magnitude = (unsigned int)(h & 0x7fff) << 13;
+  float f = __builtin_bit_cast(float, magnitude) * 5.192296858534828e+33f; // 2^112
+  if ((h & 0x7c00) == 0x7c00) f = __builtin_bit_cast(float, magnitude | 0x7f800000u); // inf, nan
+  return (h & 0x8000) ? -f : f;
+}
+
+// xq[t, in] int16 and xs[t, in/32] scales for m rows of x[t, in] (in a multiple of 32).
+static void quantize_i16(const float* x, int m, int in, short* xq, float* xs) {
+  const int nb = in / 32;
+  for (int t = 0; t < m; t++)
+    for (int b = 0; b < nb; b++) {
+      const float* v = x + (usize)t * in + b * 32;
+      v128_t mx = wasm_f32x4_splat(0.0f);
+      for (int i = 0; i < 32; i += 4) mx = wasm_f32x4_max(mx, wasm_f32x4_abs(wasm_v128_load(v + i)));
+      float amax = wasm_f32x4_extract_lane(mx, 0);
+      for (int k = 1; k < 4; k++) {
+        const float lane = k == 1 ? wasm_f32x4_extract_lane(mx, 1) : k == 2 ? wasm_f32x4_extract_lane(mx, 2) : wasm_f32x4_extract_lane(mx, 3);
+        if (lane > amax) amax = lane;
+      }
+      const float s = amax / 32767.0f;
+      const float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
+      xs[(usize)t * nb + b] = s;
+      short* q = xq + (usize)t * in + b * 32;
+      const v128_t k = wasm_f32x4_splat(inv);
+      for (int i = 0; i < 32; i += 8) {
+        const v128_t lo = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(v + i), k)));
+        const v128_t hi = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(v + i + 4), k)));
+        wasm_v128_store(q + i, wasm_i16x8_narrow_i32x4(lo, hi));
+      }
+    }
+}
+
+// A block's 32 weights as four i16x8 (values 0…7, 8…15, 16…23, 24…31) and its scale, for Q8_0 or Q4_0.
+#define LOAD_BLOCK(fmt, blk, w0, w1, w2, w3)                                                         \
+  do {                                                                                               \
+    if ((fmt) == FMT_Q8_0) {                                                                         \
+      const v128_t a_ = wasm_v128_load((blk) + 2), b_ = wasm_v128_load((blk) + 18);                  \
+      w0 = wasm_i16x8_extend_low_i8x16(a_);                                                          \
+      w1 = wasm_i16x8_extend_high_i8x16(a_);                                                         \
+      w2 = wasm_i16x8_extend_low_i8x16(b_);                                                          \
+      w3 = wasm_i16x8_extend_high_i8x16(b_);                                                         \
+    } else {                                                                                         \
+      const v128_t p_ = wasm_v128_load((blk) + 2), e_ = wasm_i8x16_splat(8);                         \
+      const v128_t lo_ = wasm_i8x16_sub(wasm_v128_and(p_, wasm_i8x16_splat(0x0f)), e_);              \
+      const v128_t hi_ = wasm_i8x16_sub(wasm_u8x16_shr(p_, 4), e_);                                  \
+      w0 = wasm_i16x8_extend_low_i8x16(lo_);                                                         \
+      w1 = wasm_i16x8_extend_high_i8x16(lo_);                                                        \
+      w2 = wasm_i16x8_extend_low_i8x16(hi_);                                                         \
+      w3 = wasm_i16x8_extend_high_i8x16(hi_);                                                        \
+    }                                                                                                \
+  } while (0)
+
+// Σ over a block of w·xq as an i32x4 (its lanes summed later), converted and scaled into the float accumulator.
+static inline v128_t add_block(v128_t acc, v128_t w0, v128_t w1, v128_t w2, v128_t w3, const short* xq, float scale) {
+  v128_t dot = wasm_i32x4_dot_i16x8(w0, wasm_v128_load(xq));
+  dot = wasm_i32x4_add(dot, wasm_i32x4_dot_i16x8(w1, wasm_v128_load(xq + 8)));
+  dot = wasm_i32x4_add(dot, wasm_i32x4_dot_i16x8(w2, wasm_v128_load(xq + 16)));
+  dot = wasm_i32x4_add(dot, wasm_i32x4_dot_i16x8(w3, wasm_v128_load(xq + 24)));
+  return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot), wasm_f32x4_splat(scale)));
+}
+
+static inline void store_out(float* y, float v, int accumulate) {
+  *y = accumulate ? *y + v : v;
+}
+
+// y[t, o] (+)= Σ_in x[t, ·] · W[o, ·] for quantized rows W [out, in] (format fmt), x already quantized (xq, xs).
+// Each weight block is read and widened once and serves four input rows at a time (prefill, beams); a decode step
+// has one row.
+static void linear_quantized(int fmt, const short* xq, const float* xs, const unsigned char* w, float* y, int m, int in, int out,
+                             int accumulate) {
+  const int nb = in / 32, bytes = fmt == FMT_Q8_0 ? 34 : 18;
+  for (int o = 0; o < out; o++) {
+    const unsigned char* row = w + (usize)o * nb * bytes;
+    int t = 0;
+    for (; t + 4 <= m; t += 4) {
+      v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+      const short *q0 = xq + (usize)t * in, *q1 = q0 + in, *q2 = q1 + in, *q3 = q2 + in;
+      const float *s0 = xs + (usize)t * nb, *s1 = s0 + nb, *s2 = s1 + nb, *s3 = s2 + nb;
+      for (int b = 0; b < nb; b++) {
+        const unsigned char* blk = row + (usize)b * bytes;
+        const float d = half_to_float((unsigned short)(blk[0] | (blk[1] << 8)));
+        v128_t w0, w1, w2, w3;
+        LOAD_BLOCK(fmt, blk, w0, w1, w2, w3);
+        a0 = add_block(a0, w0, w1, w2, w3, q0 + b * 32, d * s0[b]);
+        a1 = add_block(a1, w0, w1, w2, w3, q1 + b * 32, d * s1[b]);
+        a2 = add_block(a2, w0, w1, w2, w3, q2 + b * 32, d * s2[b]);
+        a3 = add_block(a3, w0, w1, w2, w3, q3 + b * 32, d * s3[b]);
+      }
+      store_out(y + (usize)t * out + o, hsum(a0), accumulate);
+      store_out(y + (usize)(t + 1) * out + o, hsum(a1), accumulate);
+      store_out(y + (usize)(t + 2) * out + o, hsum(a2), accumulate);
+      store_out(y + (usize)(t + 3) * out + o, hsum(a3), accumulate);
+    }
+    for (; t < m; t++) {
+      v128_t a = wasm_f32x4_splat(0.0f);
+      const short* q = xq + (usize)t * in;
+      const float* sc = xs + (usize)t * nb;
+      for (int b = 0; b < nb; b++) {
+        const unsigned char* blk = row + (usize)b * bytes;
+        const float d = half_to_float((unsigned short)(blk[0] | (blk[1] << 8)));
+        v128_t w0, w1, w2, w3;
+        LOAD_BLOCK(fmt, blk, w0, w1, w2, w3);
+        a = add_block(a, w0, w1, w2, w3, q + b * 32, d * sc[b]);
+      }
+      store_out(y + (usize)t * out + o, hsum(a), accumulate);
+    }
+  }
+}
+
+// y[m, out] (+)= x[m, in] · W for a weight of format fmt: fp32 [in, out] (kvt's layout), or quantized rows [out, in].
+// scratch: int16 [m·in] and floats [m·in/32] for the quantized input.
+static void linear_any(int fmt, const float* x, const void* w, float* y, int m, int in, int out, int accumulate, void* scratch) {
+  if (fmt == FMT_F32) {
+    linear(x, (const float*)w, y, m, in, out, accumulate);
+    return;
+  }
+  short* xq = (short*)scratch;
+  float* xs = (float*)(xq + (usize)m * in);
+  quantize_i16(x, m, in, xq, xs);
+  linear_quantized(fmt, xq, xs, (const unsigned char*)w, y, m, in, out, accumulate);
+}
+
+// y[m, out] (+)= x[m, in] · W (see linear_any); the KvtLinear kernel for quantized weights.
+EXPORT(linear_q)
+void linear_q(int fmt, const float* x, const unsigned char* w, float* y, int m, int in, int out, int accumulate, void* scratch) {
+  linear_any(fmt, x, w, y, m, in, out, accumulate, scratch);
+}
+
+// Rows `ids[t]` of a quantized table [rows, dim] as floats: out[t, dim] (an embedding lookup).
+EXPORT(dequantize_rows)
+void dequantize_rows(int fmt, const unsigned char* table, const int* ids, int n, int dim, float* out) {
+  const int nb = dim / 32, bytes = fmt == FMT_Q8_0 ? 34 : 18;
+  for (int t = 0; t < n; t++) {
+    const unsigned char* row = table + (usize)ids[t] * nb * bytes;
+    for (int b = 0; b < nb; b++) {
+      const unsigned char* blk = row + (usize)b * bytes;
+      const float d = half_to_float((unsigned short)(blk[0] | (blk[1] << 8)));
+      float* o = out + (usize)t * dim + b * 32;
+      for (int i = 0; i < 32; i++) {
+        const int q = fmt == FMT_Q8_0 ? (int)(signed char)blk[2 + i] : (i < 16 ? (blk[2 + i] & 15) : (blk[2 + i - 16] >> 4)) - 8;
+        o[i] = d * (float)q;
+      }
+    }
+  }
+}
+
 // y[t] = x[t] · rsqrt(mean(x[t]²) + eps) · w, for t < m rows of d.
 EXPORT(rms_norm)
 void rms_norm(const float* x, const float* w, float* y, int m, int d, float eps) {
@@ -242,13 +397,14 @@ static void rotate(float* v, int heads, int hd, const float* cs, const float* sn
 //   h = rmsnorm(x)·[Wq Wk Wv]; rotary on q, k; q ·= 1/√hd; K/V rows appended to the cache at len…len+n−1;
 //   x += attention(q, cache)·Wo; x += (silu(rmsnorm(x)·Wgate) ⊙ rmsnorm(x)·Wup)·Wdown.
 // kRows/vRows [b]: this layer's K and V storage of each cache row ([kvHeads, cap, hd]); pads [b]: left padding;
-// cos/sin [positions, hd/2]; scratch: floats for h [m·d], qkv [m·(H+2KV)·hd], att [m·H·hd], gu [m·2F], act [m·F],
-// scores [cap] (m = b·n).
+// cos/sin [positions, hd/2]; fmts: the formats of wqkv, wo, wgu, wdown (FMT_*: fp32 [in, out] or quantized rows);
+// scratch: floats for h [m·d], qkv [m·(H+2KV)·hd], att [m·H·hd], gu [m·2F], act [m·F], scores [len + n] (m = b·n), then
+// for quantized weights the quantized input (int16 [m·max(d, H·hd, F)] and its scales).
 EXPORT(llama_block)
-void llama_block(float* x, const float* attnNorm, const float* wqkv, const float* wo, const float* ffnNorm, const float* wgu,
-                 const float* wdown, const float* cosT, const float* sinT, const int* kRows, const int* vRows, const int* pads,
+void llama_block(float* x, const float* attnNorm, const void* wqkv, const void* wo, const float* ffnNorm, const void* wgu,
+                 const void* wdown, const float* cosT, const float* sinT, const int* kRows, const int* vRows, const int* pads,
                  int b, int n, int len, int cap, int d, int heads, int kvHeads, int hd, int F, float eps, int ropeHalf,
-                 float* scratch) {
+                 const int* fmts, float* scratch) {
   const int m = b * n, qd = heads * hd, kvd = kvHeads * hd, qkvd = qd + 2 * kvd, hh = hd / 2;
   float* h = scratch;
   float* qkv = h + (usize)m * d;
@@ -256,10 +412,11 @@ void llama_block(float* x, const float* attnNorm, const float* wqkv, const float
   float* gu = att + (usize)m * qd;
   float* act = gu + (usize)m * 2 * F;
   float* scores = act + (usize)m * F;
+  void* quantized = scores + ((len + n + 3) & ~3); // after scores [len + n]
   const float scale = 1.0f / __builtin_sqrtf((float)hd);
 
   rms_norm(x, attnNorm, h, m, d, eps);
-  linear(h, wqkv, qkv, m, d, qkvd, 0);
+  linear_any(fmts[0], h, wqkv, qkv, m, d, qkvd, 0, quantized);
   for (int r = 0; r < b; r++)
     for (int t = 0; t < n; t++) {
       float* row = qkv + (usize)(r * n + t) * qkvd;
@@ -273,15 +430,15 @@ void llama_block(float* x, const float* attnNorm, const float* wqkv, const float
   cache_write(qkv + qd, n * qkvd, hd, qkvd, kRows, b, n, kvHeads, hd, cap, len);
   cache_write(qkv + qd + kvd, n * qkvd, hd, qkvd, vRows, b, n, kvHeads, hd, cap, len);
   attend(qkv, n * qkvd, hd, qkvd, kRows, vRows, pads, att, n * qd, hd, qd, b, n, heads, kvHeads, hd, cap, len, scores);
-  linear(att, wo, x, m, qd, d, 1);
+  linear_any(fmts[1], att, wo, x, m, qd, d, 1, quantized);
 
   rms_norm(x, ffnNorm, h, m, d, eps);
-  linear(h, wgu, gu, m, d, 2 * F, 0);
+  linear_any(fmts[2], h, wgu, gu, m, d, 2 * F, 0, quantized);
   for (int t = 0; t < m; t++) {
     const float* g = gu + (usize)t * 2 * F;
     const float* u = g + F;
     float* a = act + (usize)t * F;
     for (int i = 0; i < F; i++) a[i] = (g[i] / (1.0f + kvt_expf(-g[i]))) * u[i];
   }
-  linear(act, wdown, x, m, F, d, 1);
+  linear_any(fmts[3], act, wdown, x, m, F, d, 1, quantized);
 }
