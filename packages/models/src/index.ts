@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-export { LlamaModel, validateLlamaConfig, type LlamaConfig } from './architectures/llama.js';
+export { LlamaModel, validateLlamaConfig, type BuildOptions, type LlamaConfig } from './architectures/llama.js';
 export { Gpt2Model, type Gpt2Config } from './architectures/gpt2.js';
 export {
   EncoderDecoderTransformer,
@@ -22,4 +22,6 @@ export { createKVCache, hasBackendKVCache, type KVCacheKind } from './kv-cache/r
 export { activate, embed, linear, norm, type Activation, type Linear, type Norm } from './layers/ops.js';
 export { sinusoidalTable, rotaryTables, applyRotary, type PositionSpec, type SinusoidalSpec, type LearnedSpec } from './layers/positions.js';
 export { ParameterSet, hostTensor, transpose2d, type HostTensor } from './weights/host-tensor.js';
+export { dequantize, dequantizeRows, floatToHalf, halfToFloat, quantizeRows, type QuantizedHostTensor } from './weights/quantize.js';
+export { LinearWeights, formatOf, weightBytes, type LinearWeight } from './weights/linear-weights.js';
 export { randomLlamaParameters, randomGpt2Parameters, randomEncoderDecoderParameters } from './weights/random.js';

@@ -1,9 +1,9 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { KvtLinear, KvtRmsNorm } from '@kvt/kernels';
+import { BLOCK, KvtGatherRows, KvtLinear, KvtRmsNorm, blockBytes, type LinearAttrs, type QuantizedFormat } from '@kvt/kernels';
 
 /** What tfjs-cpu's backend object exposes that these kernels use. */
 interface CpuBackendInternals {
-  data: { get(dataId: object): { values: Float32Array } };
+  data: { get(dataId: object): { values: Float32Array | Int32Array } };
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
 }
 interface Args {
@@ -12,7 +12,54 @@ interface Args {
   attrs?: tf.NamedAttrMap;
 }
 
-const values = (b: CpuBackendInternals, t: tf.TensorInfo) => b.data.get(t.dataId).values;
+const values = (b: CpuBackendInternals, t: tf.TensorInfo) => b.data.get(t.dataId).values as Float32Array;
+/** The raw bytes of a quantized weight (an int32 tensor). */
+const bytesOf = (b: CpuBackendInternals, t: tf.TensorInfo) => {
+  const v = b.data.get(t.dataId).values;
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+};
+
+/** fp16 bits → float32 (exact). */
+function half(h: number): number {
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  const v = exp === 0 ? mant * 2 ** -24 : exp === 0x1f ? (mant ? NaN : Infinity) : (1 + mant / 1024) * 2 ** (exp - 15);
+  return h & 0x8000 ? -v : v;
+}
+
+/** The 32 values of a block at `at`, dequantized into `out`. */
+function block(w: Uint8Array, at: number, format: QuantizedFormat, out: Float32Array): void {
+  const d = half(w[at]! | (w[at + 1]! << 8));
+  if (format === 'q8_0') for (let k = 0; k < BLOCK; k++) out[k] = d * ((w[at + 2 + k]! << 24) >> 24);
+  else
+    for (let k = 0; k < 16; k++) {
+      const byte = w[at + 2 + k]!;
+      out[k] = d * ((byte & 15) - 8);
+      out[k + 16] = d * ((byte >> 4) - 8);
+    }
+}
+
+/**
+ * y[m, out] = x[m, in] · W for quantized rows W [out, in]: each block dequantized once, then dotted with every input
+ * row (float32 throughout: the exact dequantize-then-multiply).
+ */
+export function linearQuantized(x: Float32Array, w: Uint8Array, y: Float32Array, m: number, inDim: number, out: number, format: QuantizedFormat): void {
+  const nb = inDim / BLOCK;
+  const size = blockBytes(format);
+  const vals = new Float32Array(BLOCK);
+  y.fill(0);
+  for (let o = 0; o < out; o++) {
+    for (let b = 0; b < nb; b++) {
+      block(w, (o * nb + b) * size, format, vals);
+      for (let t = 0; t < m; t++) {
+        const xo = t * inDim + b * BLOCK;
+        let s = 0;
+        for (let k = 0; k < BLOCK; k++) s += vals[k]! * x[xo + k]!;
+        y[t * out + o]! += s;
+      }
+    }
+  }
+}
 
 /**
  * y[m, out] = x[m, in] · w[in, out], four weight rows per sweep of y (one pass over w per row of x: a decode step
@@ -37,14 +84,35 @@ export function linearRows(x: Float32Array, w: Float32Array, y: Float32Array, m:
   }
 }
 
-function linear({ inputs, backend }: Args): tf.TensorInfo {
+function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const b = backend as unknown as CpuBackendInternals;
   const { x, w } = inputs as Record<string, tf.TensorInfo>;
-  const [inDim, out] = w!.shape as [number, number];
+  const { format, inDim, outDim: out } = attrs as unknown as LinearAttrs;
   const m = x!.shape.reduce((p, q) => p * q, 1) / inDim;
   const y = new Float32Array(m * out);
-  linearRows(values(b, x!), values(b, w!), y, m, inDim, out);
+  if (format === 'f32') linearRows(values(b, x!), values(b, w!), y, m, inDim, out);
+  else linearQuantized(values(b, x!), bytesOf(b, w!), y, m, inDim, out, format);
   return b.makeTensorInfo([m, out], 'float32', y);
+}
+
+/** Rows ids [n] of a quantized table [rows, dim] → float32 [n, dim]. */
+function gatherRows({ inputs, backend, attrs }: Args): tf.TensorInfo {
+  const b = backend as unknown as CpuBackendInternals;
+  const { table, ids } = inputs as Record<string, tf.TensorInfo>;
+  const { format, dim } = attrs as unknown as { format: QuantizedFormat; dim: number };
+  const w = bytesOf(b, table!);
+  const idv = b.data.get(ids!.dataId).values;
+  const nb = dim / BLOCK;
+  const size = blockBytes(format);
+  const out = new Float32Array(idv.length * dim);
+  const vals = new Float32Array(BLOCK);
+  idv.forEach((id, t) => {
+    for (let k = 0; k < nb; k++) {
+      block(w, (id * nb + k) * size, format, vals);
+      out.set(vals, t * dim + k * BLOCK);
+    }
+  });
+  return b.makeTensorInfo([idv.length, dim], 'float32', out);
 }
 
 function rmsNorm({ inputs, backend, attrs }: Args): tf.TensorInfo {
@@ -67,5 +135,6 @@ function rmsNorm({ inputs, backend, attrs }: Args): tf.TensorInfo {
 /** The cpu backend's kvt kernels (plain JavaScript), for tfjs's `registerKernel`. */
 export const cpuKernelConfigs: tf.KernelConfig[] = [
   { kernelName: KvtLinear, backendName: 'cpu', kernelFunc: linear as unknown as tf.KernelFunc },
+  { kernelName: KvtGatherRows, backendName: 'cpu', kernelFunc: gatherRows as unknown as tf.KernelFunc },
   { kernelName: KvtRmsNorm, backendName: 'cpu', kernelFunc: rmsNorm as unknown as tf.KernelFunc },
 ];

@@ -30,6 +30,8 @@ import {
 } from '../layers/ops.js';
 import { GrowingTable, sinusoidalTable, type PositionSpec } from '../layers/positions.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
+import { LinearWeights } from '../weights/linear-weights.js';
+import type { BuildOptions } from './llama.js';
 import { requirePlausiblePositions, requirePositiveFinite, requirePositiveIntegers, requireTokenIds } from './config-checks.js';
 import { checkIds } from './decoder-only.js';
 
@@ -158,6 +160,7 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
   private constructor(
     private readonly c: EncoderDecoderConfig,
     p: ParameterSet,
+    options: BuildOptions = {},
   ) {
     requirePositiveIntegers(c, ['dModel', 'numHeads', 'encoderLayers', 'decoderLayers', 'ffnDim', 'sourceVocabSize', 'targetVocabSize', 'maxPositions'], 'encoderDecoder');
     requirePlausiblePositions(c.maxPositions, 'encoderDecoder');
@@ -188,9 +191,10 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
         const h = p.optional(name, shape);
         return h ? keep(upload(h) as T) : undefined;
       };
+      const weights = new LinearWeights(p, options.weights, keep);
       const lin = (name: string, i: number, o: number): Linear => {
         const b = opt<tf.Tensor1D>(`${name}.bias`, [o]);
-        return { w: up(name, [i, o]), ...(b ? { b } : {}) };
+        return { w: weights.linear([name], i, [o]), ...(b ? { b } : {}) };
       };
       const ln = (name: string): Norm => {
         const b = opt<tf.Tensor1D>(`${name}.bias`, [d]);
@@ -198,9 +202,8 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
       };
       // Fused projections: one matMul instead of three (self q,k,v) or two (cross k,v).
       const fuse = (names: string[]): Linear => {
-        const ws = names.map((n) => p.take(n, [d, d]));
         const bs = names.map((n) => p.optional(`${n}.bias`, [d]));
-        const w = keep(tf.tidy(() => tf.concat(ws.map((w) => upload(w)), 1)) as tf.Tensor2D);
+        const w = weights.linear(names, d, names.map(() => d));
         const b = bs.every((x) => x)
           ? keep(tf.tidy(() => tf.concat(bs.map((x) => upload(x!)), 0)) as tf.Tensor1D)
           : bs.some((x) => x)
@@ -245,9 +248,14 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
       const targetTable = p.has('targetEmbedding') ? 'targetEmbedding' : 'sourceEmbedding';
       if (targetTable === 'sourceEmbedding' && srcV !== tgtV)
         throw new ShapeMismatchError('targetEmbedding', [tgtV, d], 'missing', 'give a target embedding when vocabularies differ');
+      const tiedRows = p.has('output') ? undefined : weights.table(targetTable, tgtV, d);
       if (p.has('output')) {
-        this.output = { w: up('output', [d, tgtV]), ...(bias ? { b: bias } : {}) };
+        this.output = { w: weights.linear(['output'], d, [tgtV]), ...(bias ? { b: bias } : {}) };
         this.targetEmbedding = { table: up(targetTable, [tgtV, d]) };
+      } else if (tiedRows) {
+        // tied and quantized: the rows [vocab, d] serve the lookup and the projection
+        this.output = { w: tiedRows, ...(bias ? { b: bias } : {}) };
+        this.targetEmbedding = { rows: tiedRows };
       } else {
         const t = keep(tf.tidy(() => tf.transpose(upload(p.take(targetTable, [tgtV, d])))) as tf.Tensor2D);
         this.output = { w: t, ...(bias ? { b: bias } : {}) };
@@ -277,8 +285,8 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
     }
   }
 
-  static fromParameters(config: EncoderDecoderConfig, params: ParameterSet): EncoderDecoderTransformer {
-    return new EncoderDecoderTransformer(config, params);
+  static fromParameters(config: EncoderDecoderConfig, params: ParameterSet, options: BuildOptions = {}): EncoderDecoderTransformer {
+    return new EncoderDecoderTransformer(config, params, options);
   }
 
   /** Token embeddings (scaled) + positions (+ embedding norm): ids `[b, n]` → `[b, n, d]`. */

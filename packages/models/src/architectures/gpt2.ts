@@ -78,7 +78,7 @@ export class Gpt2Model extends DecoderOnlyTransformer {
         bias: up(`${name}.bias`, [d]),
         epsilon: eps,
       });
-      const lin = (name: string, i: number, o: number): Linear => ({ w: up(name, [i, o]), b: up(`${name}.bias`, [o]) });
+      const lin = (name: string, i: number, o: number): Linear => ({ w: up(name, [i, o]) as tf.Tensor2D, b: up(`${name}.bias`, [o]) });
       this.layers = Array.from({ length: c.numLayers }, (_, i) => ({
         norm1: ln(`layers.${i}.norm1`),
         qkv: lin(`layers.${i}.qkv`, d, 3 * d),

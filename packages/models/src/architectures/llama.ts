@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError, type ModelConfig, type SpecialTokens } from '@kvt/core';
-import { KvtLlamaBlock, cacheTakesKernel, runLlamaBlock, type KVCache, type LlamaBlockAttrs } from '@kvt/kernels';
+import { KvtLlamaBlock, cacheTakesKernel, runLlamaBlock, type KVCache, type LlamaBlockAttrs, type WeightFormat } from '@kvt/kernels';
 import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
 import { GrowingTable, applyRotary, rotaryTables, type Rotary } from '../layers/positions.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
+import { LinearWeights, formatOf, weightBytes, type LinearWeight } from '../weights/linear-weights.js';
 import { requirePlausiblePositions, requirePositiveFinite, requirePositiveIntegers, requireTokenIds } from './config-checks.js';
 import { DecoderOnlyTransformer } from './decoder-only.js';
 
@@ -46,6 +47,15 @@ interface LlamaLayer {
   readonly down: Linear; // [inter, hidden]
 }
 
+/** How to build a model from its parameters. */
+export interface BuildOptions {
+  /**
+   * The format of the linear weights (and a tied embedding): `'f32'`, or quantized at load (`'q8_0'`, `'q4_0'`).
+   * Default: as stored (a GGUF file's quantized tensors stay quantized, float ones stay float32).
+   */
+  readonly weights?: WeightFormat;
+}
+
 export class LlamaModel extends DecoderOnlyTransformer {
   readonly config: ModelConfig & { readonly llama: LlamaConfig };
   protected readonly ownedTensors: tf.Tensor[];
@@ -55,8 +65,10 @@ export class LlamaModel extends DecoderOnlyTransformer {
   private readonly finalNorm: Norm;
   private readonly rotary: GrowingTable<Rotary>;
   private rotaryNow!: Rotary;
+  /** Bytes of the weights as held on the backend, by format. */
+  readonly weightBytes: Readonly<Record<string, number>>;
 
-  private constructor(config: LlamaConfig, p: ParameterSet) {
+  private constructor(config: LlamaConfig, p: ParameterSet, options: BuildOptions = {}) {
     super();
     validateLlamaConfig(config);
     const hd = config.headDim ?? config.hiddenSize / config.numHeads;
@@ -82,16 +94,18 @@ export class LlamaModel extends DecoderOnlyTransformer {
         return t;
       };
       const rms = (name: string): Norm => ({ kind: 'rms', weight: up(name, [d]) as tf.Tensor1D, epsilon: eps });
-      const fused = (names: string[], rows: number, cols: number[]) => {
-        const t = tf.tidy(() => tf.concat(names.map((n, i) => upload(p.take(n, [rows, cols[i]!]))), 1)) as tf.Tensor2D;
-        owned.push(t);
-        return { w: t };
-      };
+      const weights = new LinearWeights(p, options.weights, <T extends tf.Tensor>(t: T) => (owned.push(t), t));
+      const fused = (names: string[], rows: number, cols: number[]): Linear => ({ w: weights.linear(names, rows, cols) });
       const { numHeads: H, numKvHeads: KV, intermediateSize: F, vocabSize: V } = config;
       // the embedding first: its transposed copy's temporary is freed before the layers need the room
+      const rows = p.has('output') ? undefined : weights.table('embedding', V, d);
       if (p.has('output')) {
-        this.output = { w: up('output', [d, V]) as tf.Tensor2D };
+        this.output = fused(['output'], d, [V]);
         this.embedding = { table: up('embedding', [V, d]) as tf.Tensor2D };
+      } else if (rows) {
+        // tied and quantized: the rows [vocab, hidden] serve the lookup and the projection
+        this.output = { w: rows };
+        this.embedding = { rows };
       } else {
         // tied: keep only the transposed table [hidden, vocab], used for both lookup and projection
         const e = p.take('embedding', [V, d]);
@@ -103,10 +117,10 @@ export class LlamaModel extends DecoderOnlyTransformer {
       this.layers = Array.from({ length: config.numLayers }, (_, i) => ({
         attentionNorm: rms(`layers.${i}.attentionNorm`),
         qkv: fused([`layers.${i}.q`, `layers.${i}.k`, `layers.${i}.v`], d, [H * hd, KV * hd, KV * hd]),
-        o: { w: up(`layers.${i}.o`, [H * hd, d]) as tf.Tensor2D },
+        o: fused([`layers.${i}.o`], H * hd, [d]),
         ffnNorm: rms(`layers.${i}.ffnNorm`),
         gateUp: fused([`layers.${i}.gate`, `layers.${i}.up`], d, [F, F]),
-        down: { w: up(`layers.${i}.down`, [F, d]) as tf.Tensor2D },
+        down: fused([`layers.${i}.down`], F, [d]),
       }));
       this.finalNorm = rms('finalNorm');
       const theta = config.ropeTheta ?? 10000;
@@ -124,6 +138,11 @@ export class LlamaModel extends DecoderOnlyTransformer {
       throw e;
     }
     this.ownedTensors = owned;
+    const bytes: Record<string, number> = {};
+    const count = (w: LinearWeight) => (bytes[formatOf(w)] = (bytes[formatOf(w)] ?? 0) + weightBytes(w));
+    for (const l of this.layers) [l.qkv, l.o, l.gateUp, l.down].forEach((x) => count(x.w));
+    count(this.output.w);
+    this.weightBytes = bytes;
   }
 
   /**
@@ -132,10 +151,11 @@ export class LlamaModel extends DecoderOnlyTransformer {
    * @example
    * ```ts
    * const model = LlamaModel.fromParameters(config, randomLlamaParameters(config, 42));
+   * const small = LlamaModel.fromParameters(config, randomLlamaParameters(config, 42), { weights: 'q8_0' });
    * ```
    */
-  static fromParameters(config: LlamaConfig, params: ParameterSet): LlamaModel {
-    return new LlamaModel(config, params);
+  static fromParameters(config: LlamaConfig, params: ParameterSet, options: BuildOptions = {}): LlamaModel {
+    return new LlamaModel(config, params, options);
   }
 
   protected override prepare(positions: number): void {
@@ -173,17 +193,22 @@ export class LlamaModel extends DecoderOnlyTransformer {
     const { numHeads, numKvHeads, headDim } = this.config;
     const { intermediateSize, ropeStyle = 'interleaved' } = this.config.llama;
     const epsilon = this.layers[0]?.attentionNorm.epsilon ?? 1e-5;
-    const attrs: Omit<LlamaBlockAttrs, 'layer'> = { cache, newPositions: n, numHeads, numKvHeads, headDim, intermediateSize, epsilon, ropeStyle };
+    const first = this.layers[0];
+    const formats = first ? ([first.qkv, first.o, first.gateUp, first.down].map((x) => formatOf(x.w)) as unknown as LlamaBlockAttrs['formats']) : undefined;
+    const attrs: Omit<LlamaBlockAttrs, 'layer'> = {
+      cache, newPositions: n, numHeads, numKvHeads, headDim, intermediateSize, epsilon, ropeStyle, ...(formats ? { formats } : {}),
+    };
     let h = tf.reshape(x, [b * n, d]) as tf.Tensor2D; // rows of batch row r at [r·n, (r+1)·n)
     this.layers.forEach((layer, l) => {
+      const tensorOf = (w: LinearWeight) => (w instanceof tf.Tensor ? w : w.w);
       const inputs = {
         x: h,
         attentionNorm: layer.attentionNorm.weight,
-        qkv: layer.qkv.w,
-        o: layer.o.w,
+        qkv: tensorOf(layer.qkv.w),
+        o: tensorOf(layer.o.w),
         ffnNorm: layer.ffnNorm.weight,
-        gateUp: layer.gateUp.w,
-        down: layer.down.w,
+        gateUp: tensorOf(layer.gateUp.w),
+        down: tensorOf(layer.down.w),
         cos: this.rotaryNow.cos,
         sin: this.rotaryNow.sin,
       };

@@ -1,10 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { KvtRmsNorm, hasKernel, runLinear, runRmsNorm } from '@kvt/kernels';
+import { UnsupportedError } from '@kvt/core';
+import { KvtRmsNorm, hasKernel, runGatherRows, runLinear, runRmsNorm, type QuantizedWeight } from '@kvt/kernels';
 import type { HostTensor } from '../weights/host-tensor.js';
+import type { LinearWeight } from '../weights/linear-weights.js';
 
-/** A linear layer in kvt's layout: `y = x · w + b`, `w` `[in, out]` (transposed once at load: no transposeB per step). */
+/**
+ * A linear layer: `y = x · W + b`. W is float32 `[in, out]` (transposed once at load: no transposeB per step), or
+ * quantized rows `[out, in]` that the backend's `KvtLinear` multiplies as stored.
+ */
 export interface Linear {
-  readonly w: tf.Tensor2D; // [in, out]
+  readonly w: LinearWeight;
   readonly b?: tf.Tensor1D; // [out]
 }
 
@@ -22,13 +27,16 @@ export function upload(t: HostTensor): tf.Tensor {
   return tf.tensor(t.data, [...t.shape], 'float32');
 }
 
-/** x `[..., in]` · w `[in, out]` + b → `[..., out]`. */
+/** x `[..., in]` · W + b → `[..., out]`. */
 export function linear(x: tf.Tensor, l: Linear): tf.Tensor {
-  const inDim = l.w.shape[0];
-  const outDim = l.w.shape[1];
+  const float = l.w instanceof tf.Tensor;
+  const inDim = float ? (l.w as tf.Tensor2D).shape[0] : (l.w as QuantizedWeight).inDim;
+  const outDim = float ? (l.w as tf.Tensor2D).shape[1] : (l.w as QuantizedWeight).outDim;
   const lead = x.shape.slice(0, -1);
   const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
-  let y: tf.Tensor = runLinear(x2, l.w) ?? tf.matMul(x2, l.w); // the backend's own kernel where it has one
+  // the backend's own kernel where it has one
+  let y: tf.Tensor | null = runLinear(x2, l.w) ?? (float ? tf.matMul(x2, l.w as tf.Tensor2D) : null);
+  if (!y) throw new UnsupportedError(`The ${tf.getBackend()} backend cannot multiply ${(l.w as QuantizedWeight).format} weights; load the model with weights: 'f32'.`);
   if (l.b) y = tf.add(y, l.b);
   return tf.reshape(y, [...lead, outDim]);
 }
@@ -81,12 +89,15 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
 export interface Embedding {
   readonly table?: tf.Tensor2D; // [vocab, dim]
   readonly transposed?: tf.Tensor2D; // [dim, vocab]
+  /** Quantized rows `[vocab, dim]` (also the tied output projection's weight). */
+  readonly rows?: QuantizedWeight;
 }
 
 /** ids `[b, n]` → `[b, n, dim]`. */
 export function embed(ids: tf.Tensor2D, e: Embedding): tf.Tensor3D {
   const [b, n] = ids.shape;
-  const flat = tf.reshape(ids, [-1]);
+  const flat = tf.reshape(ids, [-1]) as tf.Tensor1D;
+  if (e.rows) return tf.reshape(runGatherRows(e.rows, flat), [b, n, e.rows.inDim]);
   if (e.table) return tf.reshape(tf.gather(e.table, flat), [b, n, e.table.shape[1]]);
   const t = e.transposed!;
   return tf.reshape(tf.transpose(tf.gather(t, flat, 1)), [b, n, t.shape[0]]);

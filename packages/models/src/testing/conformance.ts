@@ -25,6 +25,9 @@ import {
   type Logits,
 } from '@kvt/core';
 import { bruteForceBeamSearch } from '@kvt/core/testing';
+import { QUANTIZED_FORMATS, supportsWeightFormat } from '@kvt/kernels';
+import { LlamaModel, type LlamaConfig } from '../architectures/llama.js';
+import { randomLlamaParameters } from '../weights/random.js';
 import { tinyDecoderOnlyModels, tinyEncoderDecoderModels } from './tiny-models.js';
 
 export interface ConformanceOptions {
@@ -220,6 +223,41 @@ export function describeCacheConformance(o: ConformanceOptions): void {
         });
       });
     }
+
+    it('quantized weights (the formats the backend multiplies): cached logits equal an uncached forward at every step', async () => {
+      // rows of 32 and 64 values are quantized; the FFN's down projection (rows of 48) stays float32
+      const config: LlamaConfig = {
+        architecture: 'llama', vocabSize: 61, hiddenSize: 64, intermediateSize: 48, numLayers: 2, numHeads: 4, numKvHeads: 2,
+        maxPositions: 160, specialTokens: { bos: 1, eos: [2], pad: 0 },
+      };
+      for (const format of QUANTIZED_FORMATS.filter((f) => supportsWeightFormat(f, o.backend))) {
+        const model = LlamaModel.fromParameters(config, randomLlamaParameters(config, 31, { tied: true }), { weights: format });
+        try {
+          expect(model.weightBytes[format], `${format} weights held`).toBeGreaterThan(0);
+          const seqs = PROMPTS.map((p) => [...p]);
+          const cache = model.createCache({ batchSize: 3, kind: o.cache });
+          const stepLogits: Float32Array[][] = [];
+          let logits = await model.forward(seqs, cache);
+          for (let step = 0; step < 12; step++) {
+            stepLogits.push(seqs.map((_, b) => lastRow(logits, b)));
+            const next = stepLogits[step]!.map((row) => argmax(row));
+            next.forEach((t, b) => seqs[b]!.push(t));
+            if (step < 11) logits = await model.forward(next.map((t) => [t]), cache);
+          }
+          cache.dispose();
+          const full = await model.forward(seqs, null, { logits: 'all' });
+          const longest = Math.max(...seqs.map((q) => q.length));
+          stepLogits.forEach((rows, step) =>
+            rows.forEach((row, b) => {
+              const at = (b * full.positions + longest - seqs[b]!.length + PROMPTS[b]!.length - 1 + step) * full.vocabSize;
+              expectClose(row, full.data.subarray(at, at + full.vocabSize), `${format} step ${step} row ${b}`);
+            }),
+          );
+        } finally {
+          model.dispose();
+        }
+      }
+    });
 
     it('decoder-only beam search (4 beams, 12 steps, tiny vocab) equals a brute-force uncached search', async () => {
       const model = tinyDecoderOnlyModels[0]!.build(7);

@@ -13,7 +13,21 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createRng } from '@kvt/core';
-import { createBackendKVCache, hasKernel, runLinear, runRmsNorm, type KVCache, type KVCacheOptions, type KvtKernelName } from '@kvt/kernels';
+import {
+  QUANTIZED_FORMATS,
+  createBackendKVCache,
+  hasKernel,
+  runGatherRows,
+  runLinear,
+  runRmsNorm,
+  supportsWeightFormat,
+  type KVCache,
+  type KVCacheOptions,
+  type KvtKernelName,
+  type QuantizedFormat,
+  type QuantizedWeight,
+} from '@kvt/kernels';
+import { dequantizeRows, quantizeRows } from '../weights/quantize.js';
 import { ConcatKVCache } from '../kv-cache/concat-cache.js';
 
 export interface KernelConformanceOptions {
@@ -25,6 +39,8 @@ export interface KernelConformanceOptions {
   readonly tolerance: number;
   /** The kvt kernels the backend registers (checked to be there, and each against the reference). */
   readonly kernels: readonly KvtKernelName[];
+  /** The quantized weight formats the backend multiplies as stored (checked to be declared, and each against the reference). */
+  readonly weightFormats?: readonly QuantizedFormat[];
 }
 
 type Rng = ReturnType<typeof createRng>;
@@ -141,6 +157,45 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
         tf.dispose([x, w, got, want]);
       }
     });
+
+    it('declares the quantized weight formats it multiplies', () => {
+      for (const format of QUANTIZED_FORMATS) expect(supportsWeightFormat(format, o.backend), format).toBe((o.weightFormats ?? []).includes(format));
+    });
+
+    for (const format of o.weightFormats ?? []) {
+      it(`${format} weights: KvtLinear equals dequantize-then-multiply over odd sizes and every block edge; KvtGatherRows the dequantized rows`, () => {
+        const rng = createRng(15);
+        // rows m: a tile of four and tails; in: one block, several, an odd count; out: odd counts
+        for (const [m, inDim, out] of [[1, 32, 1], [1, 64, 7], [3, 96, 5], [4, 32, 33], [5, 288, 30], [9, 160, 21], [1, 256, 101]]) {
+          const rows = Float32Array.from({ length: out! * inDim! }, () => (rng.next() * 2 - 1) * (rng.next() < 0.02 ? 8 : 1));
+          const bytes = quantizeRows(rows, out!, inDim!, format);
+          const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+          padded.set(bytes);
+          const w: QuantizedWeight = { w: tf.tensor1d(new Int32Array(padded.buffer), 'int32'), format, inDim: inDim!, outDim: out! };
+          const xs = Float32Array.from({ length: m! * inDim! }, () => rng.next() * 2 - 1);
+          const x = tf.tensor2d(xs, [m!, inDim!]);
+          const got = runLinear(x, w)!;
+          // the reference: the dequantized rows, multiplied in float64
+          const deq = dequantizeRows(bytes, out!, inDim!, format);
+          const want = new Float32Array(m! * out!);
+          for (let t = 0; t < m!; t++)
+            for (let r = 0; r < out!; r++) {
+              let sum = 0;
+              for (let i = 0; i < inDim!; i++) sum += xs[t * inDim! + i]! * deq[r * inDim! + i]!;
+              want[t * out! + r] = sum;
+            }
+          expect(got.shape).toEqual([m, out]);
+          // float rounding of the backend, and the backend's own rounding of the input (int16 per block of 32 on wasm)
+          expect(relativeDiff(got.dataSync() as Float32Array, want), `${format} [${m}, ${inDim}]·[${inDim}, ${out}]`).toBeLessThanOrEqual(Math.max(o.tolerance, 1e-4));
+          const ids = tf.tensor1d([out! - 1, 0, Math.floor(out! / 2)], 'int32');
+          const gathered = runGatherRows(w, ids).dataSync();
+          [out! - 1, 0, Math.floor(out! / 2)].forEach((r, k) =>
+            expect(Array.from(gathered.subarray(k * inDim!, (k + 1) * inDim!)), `row ${r}`).toEqual(Array.from(deq.subarray(r * inDim!, (r + 1) * inDim!))),
+          );
+          tf.dispose([w.w, x, got, ids]);
+        }
+      });
+    }
 
     it.skipIf(!o.kernels.includes('KvtRmsNorm'))('KvtRmsNorm equals RMSNorm from tfjs ops', () => {
       const rng = createRng(14);

@@ -1,4 +1,5 @@
 import { ModelFormatError, ShapeMismatchError } from '@kvt/core';
+import { dequantize, type QuantizedHostTensor } from './quantize.js';
 
 /** A tensor in host memory: float32 data, row-major, with its shape. What loaders produce and models upload. */
 export interface HostTensor {
@@ -34,11 +35,24 @@ export function transpose2d(t: HostTensor): HostTensor {
 export class ParameterSet {
   // a tensor, or how to make it: lazy entries (a transpose, a conversion) are built when taken and not kept, so a
   // loader never holds every converted copy at once (peak memory ≈ the file + one tensor)
-  private readonly map = new Map<string, HostTensor | { readonly shape: readonly number[]; readonly make: () => HostTensor }>();
+  private readonly map = new Map<string, HostTensor | QuantizedHostTensor | { readonly shape: readonly number[]; readonly make: () => HostTensor }>();
   constructor(readonly source: string) {}
   set(name: string, t: HostTensor): this {
     this.map.set(name, t);
     return this;
+  }
+  /** A quantized entry, kept as stored (a GGUF Q8_0 or Q4_0 tensor). */
+  setQuantized(name: string, q: QuantizedHostTensor): this {
+    this.map.set(name, q);
+    return this;
+  }
+  /**
+   * The entry as a quantized matrix where it is stored so (rows, cols and whether kvt's layout is its transpose), else
+   * undefined: an architecture that multiplies quantized weights takes these as they are.
+   */
+  quantized(name: string): QuantizedHostTensor | undefined {
+    const t = this.map.get(name);
+    return t && 'format' in t ? t : undefined;
   }
   /** An entry of `shape` built by `make` each time it is taken (and not kept). */
   setLazy(name: string, shape: readonly number[], make: () => HostTensor): this {
@@ -51,18 +65,20 @@ export class ParameterSet {
   names(): string[] {
     return [...this.map.keys()];
   }
+  /** The entry in kvt's layout, as float32 (a quantized entry is dequantized), checked against `shape`. */
   take(name: string, shape: readonly number[]): HostTensor {
     const t = this.map.get(name);
     if (!t) throw new ModelFormatError(this.source, `missing tensor ${name} (expected shape [${shape.join(', ')}])`);
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
-      throw new ShapeMismatchError(`${this.source}: ${name}`, shape, t.shape, 'the weights disagree with the config');
-    return 'make' in t ? t.make() : t;
+    const stored = 'format' in t ? (t.transposed ? [t.cols, t.rows] : [t.rows, t.cols]) : t.shape;
+    if (stored.length !== shape.length || stored.some((d, i) => d !== shape[i]))
+      throw new ShapeMismatchError(`${this.source}: ${name}`, shape, stored, 'the weights disagree with the config');
+    return this.get(name);
   }
-  /** The tensor as stored, whatever its shape (throws when missing). */
+  /** The tensor as stored, whatever its shape, as float32 (throws when missing). */
   get(name: string): HostTensor {
     const t = this.map.get(name);
     if (!t) throw new ModelFormatError(this.source, `missing tensor ${name}`);
-    return 'make' in t ? t.make() : t;
+    return 'format' in t ? dequantize(t) : 'make' in t ? t.make() : t;
   }
   optional(name: string, shape: readonly number[]): HostTensor | undefined {
     return this.map.has(name) ? this.take(name, shape) : undefined;
