@@ -10,6 +10,7 @@ import {
   type Tokenizer,
 } from '@kvt/core';
 import { EncoderDecoderTransformer, Gpt2Model, LlamaModel, type HostTensor } from '@kvt/models';
+import type { WeightFormat } from '@kvt/kernels';
 import { decodeUtf8 } from './bytes/binary-reader.js';
 import { cacheNameOf, cachedModelFiles } from './bytes/browser-cache.js';
 import { openModelFiles, type ModelFiles, type ModelSource, type ProgressCallback, type RandomAccessFile } from './bytes/sources.js';
@@ -55,6 +56,12 @@ export interface LoadModelOptions {
   /** Called while files are read: file name, bytes, which file of the load it is, and where it comes from. */
   readonly onProgress?: ProgressCallback;
   /**
+   * The format of the linear weights on the backend: `'f32'`, or quantized at load to `'q8_0'` (8-bit, blocks of 32
+   * with an fp16 scale) or `'q4_0'` (4-bit). Default: as stored (a GGUF file's Q8_0/Q4_0 tensors stay quantized). Rows
+   * whose length is not a multiple of 32 stay float32; backends that multiply float32 only get dequantized weights.
+   */
+  readonly weights?: WeightFormat;
+  /**
    * Browsers: keep the files of a URL model in the Cache API (`true`: the `kvt-models` bucket, or a bucket name), so
    * the next load of that URL makes no request. See `listCachedModelFiles`, `clearModelCache`.
    */
@@ -77,6 +84,9 @@ export interface LoadModelOptions {
  */
 export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const cacheName = cacheNameOf(options.cache);
+  if (options.weights !== undefined && !['f32', 'q8_0', 'q4_0'].includes(options.weights))
+    throw new InvalidOptionError('weights', options.weights, "'f32', 'q8_0' or 'q4_0'");
+  const build = options.weights === undefined ? {} : { weights: options.weights };
   const opened = await openModelFiles(source);
   const isUrl = (typeof source === 'string' && /^https?:/i.test(source)) || source instanceof URL;
   const files = cacheName && isUrl ? cachedModelFiles(opened, String(source), cacheName) : opened;
@@ -92,7 +102,7 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
         const { config, params } = parseLlama2cCheckpoint(file, format.file);
         const tokenizer = await findTokenizer(tokenizerFiles ?? files, config.vocabSize, tokenizerFiles !== undefined, options.onProgress);
         checkVocab(tokenizer, config.vocabSize, format.file);
-        const model = LlamaModel.fromParameters(config, params);
+        const model = LlamaModel.fromParameters(config, params, build);
         return decoderOnly('llama2c', model, tokenizer, {}, [format.file]);
       } finally {
         if (!(file instanceof Uint8Array)) file.close();
@@ -110,7 +120,7 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
           ? tokenizerFromGguf(g)
           : undefined;
       checkVocab(tokenizer, config.vocabSize, format.file);
-      return decoderOnly('gguf', LlamaModel.fromParameters(config, params), tokenizer, {}, [format.file]);
+      return decoderOnly('gguf', LlamaModel.fromParameters(config, params, build), tokenizer, {}, [format.file]);
     }
     case 'ctranslate2': {
       const bytes = await read(format.file);
@@ -123,11 +133,11 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
       if (src && src.vocabSize !== config.sourceVocabSize)
         throw new ModelFormatError('source_vocabulary.txt', `${src.vocabSize} tokens, but the model's source embedding has ${config.sourceVocabSize} rows`);
       checkVocab(tgt, config.targetVocabSize, 'target_vocabulary.txt');
-      const model = EncoderDecoderTransformer.fromParameters(config, params);
+      const model = EncoderDecoderTransformer.fromParameters(config, params, build);
       return encoderDecoder('ctranslate2', model, src, tgt, {}, [format.file]);
     }
     case 'huggingface':
-      return loadHuggingFace(files, tokenizerFiles, options.onProgress);
+      return loadHuggingFace(files, tokenizerFiles, build, options.onProgress);
   }
 }
 
@@ -285,7 +295,12 @@ async function findHuggingFaceTokenizer(
   return undefined;
 }
 
-async function loadHuggingFace(files: ModelFiles, tokenizerFiles: ModelFiles | undefined, onProgress?: ProgressCallback): Promise<LoadedModel> {
+async function loadHuggingFace(
+  files: ModelFiles,
+  tokenizerFiles: ModelFiles | undefined,
+  build: { weights?: WeightFormat },
+  onProgress?: ProgressCallback,
+): Promise<LoadedModel> {
   const config = parseJson(await files.read('config.json', onProgress), 'config.json');
   const shards: Map<string, SafetensorsFile> = new Map();
   const index = (await files.exists('model.safetensors.index.json'))
@@ -324,13 +339,13 @@ async function loadHuggingFace(files: ModelFiles, tokenizerFiles: ModelFiles | u
   if (arch.kind === 'encoder-decoder') {
     if (tokenizer && tokenizer.vocabSize > arch.config.sourceVocabSize)
       throw new ModelFormatError('tokenizer.json', `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${arch.config.sourceVocabSize}`);
-    const model = withDefaults(configErrors(() => EncoderDecoderTransformer.fromParameters(arch.config, arch.params)), defaults, generationFile);
+    const model = withDefaults(configErrors(() => EncoderDecoderTransformer.fromParameters(arch.config, arch.params, build)), defaults, generationFile);
     return encoderDecoder('huggingface', model, tokenizer, tokenizer, defaults, fileList);
   }
   if (tokenizer && tokenizer.vocabSize > arch.config.vocabSize)
     throw new ModelFormatError('tokenizer.json', `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${arch.config.vocabSize}`);
   const model = withDefaults(
-    configErrors(() => (arch.kind === 'llama' ? LlamaModel.fromParameters(arch.config, arch.params) : Gpt2Model.fromParameters(arch.config, arch.params))),
+    configErrors(() => (arch.kind === 'llama' ? LlamaModel.fromParameters(arch.config, arch.params, build) : Gpt2Model.fromParameters(arch.config, arch.params, build))),
     defaults,
     generationFile,
   );

@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { BLOCK, KvtGatherRows, KvtLinear, KvtRmsNorm, blockBytes, type LinearAttrs, type QuantizedFormat } from '@kvt/kernels';
+import { halfToFloat } from '@kvt/models';
 
 /** What tfjs-cpu's backend object exposes that these kernels use. */
 interface CpuBackendInternals {
@@ -19,17 +20,9 @@ const bytesOf = (b: CpuBackendInternals, t: tf.TensorInfo) => {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 };
 
-/** fp16 bits → float32 (exact). */
-function half(h: number): number {
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  const v = exp === 0 ? mant * 2 ** -24 : exp === 0x1f ? (mant ? NaN : Infinity) : (1 + mant / 1024) * 2 ** (exp - 15);
-  return h & 0x8000 ? -v : v;
-}
-
 /** The 32 values of a block at `at`, dequantized into `out`. */
 function block(w: Uint8Array, at: number, format: QuantizedFormat, out: Float32Array): void {
-  const d = half(w[at]! | (w[at + 1]! << 8));
+  const d = halfToFloat(w[at]! | (w[at + 1]! << 8));
   if (format === 'q8_0') for (let k = 0; k < BLOCK; k++) out[k] = d * ((w[at + 2 + k]! << 24) >> 24);
   else
     for (let k = 0; k < 16; k++) {

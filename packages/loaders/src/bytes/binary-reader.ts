@@ -1,4 +1,5 @@
 import { ModelFormatError } from '@kvt/core';
+import { halfToFloat } from '@kvt/models';
 
 /**
  * A little-endian reader over bytes that never reads past the end: every overrun is a {@link ModelFormatError}
@@ -116,15 +117,6 @@ export function float16ToFloat32(bytes: Uint8Array): Float32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
   return out;
-}
-
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /** bfloat16 → float32 (the upper half of a float32). */

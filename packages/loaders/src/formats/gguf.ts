@@ -1,6 +1,6 @@
 import { ModelFormatError, UnsupportedError } from '@kvt/core';
-import { ParameterSet, hostTensor, transpose2d, type HostTensor, type LlamaConfig } from '@kvt/models';
-import { BinaryReader, checkRanges, elementCount, float16ToFloat32, float32From, halfToFloat, bfloat16ToFloat32 } from '../bytes/binary-reader.js';
+import { ParameterSet, dequantizeRows, hostTensor, transpose2d, type HostTensor, type LlamaConfig, type QuantizedHostTensor } from '@kvt/models';
+import { BinaryReader, checkRanges, elementCount, float16ToFloat32, float32From, bfloat16ToFloat32 } from '../bytes/binary-reader.js';
 import { ScoreBpeTokenizer } from '../tokenizers/score-bpe.js';
 import type { ParsedCheckpoint } from './llama2c.js';
 
@@ -26,7 +26,7 @@ export interface GgufFile {
   readonly file: string;
 }
 
-const GGML = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
+const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
 const TYPE_NAMES: Record<number, string> = { 0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 30: 'BF16' };
 
 function tensorBytes(type: number, n: number, name: string, file: string): number {
@@ -37,11 +37,12 @@ function tensorBytes(type: number, n: number, name: string, file: string): numbe
     case GGML.BF16:
       return 2 * n;
     case GGML.Q8_0:
-      if (n % 32 !== 0) throw new ModelFormatError(file, `Q8_0 tensor ${name} has ${n} elements, not a multiple of 32`);
-      return (n / 32) * 34;
+    case GGML.Q4_0:
+      if (n % 32 !== 0) throw new ModelFormatError(file, `${TYPE_NAMES[type]} tensor ${name} has ${n} elements, not a multiple of 32`);
+      return (n / 32) * (type === GGML.Q8_0 ? 34 : 18);
     default:
       throw new UnsupportedError(
-        `${file}: tensor ${name} has ggml type ${TYPE_NAMES[type] ?? type}; kvt reads F32, F16, BF16 and Q8_0. Convert the model (llama.cpp's quantize with q8_0 or f16).`,
+        `${file}: tensor ${name} has ggml type ${TYPE_NAMES[type] ?? type}; kvt reads F32, F16, BF16, Q8_0 and Q4_0. Convert the model (llama.cpp's quantize with q8_0, q4_0 or f16).`,
       );
   }
 }
@@ -134,17 +135,21 @@ export function readGgufTensor(g: GgufFile, t: GgufTensorInfo): HostTensor {
     case GGML.BF16:
       return hostTensor(bfloat16ToFloat32(raw), shape);
     default: {
-      // Q8_0: blocks of (float16 scale, 32 × int8)
-      const n = t.byteLength / 34;
-      const out = new Float32Array(n * 32);
-      const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-      for (let b = 0; b < n; b++) {
-        const scale = halfToFloat(view.getUint16(b * 34, true));
-        for (let i = 0; i < 32; i++) out[b * 32 + i] = scale * view.getInt8(b * 34 + 2 + i);
-      }
-      return hostTensor(out, shape);
+      const q = quantizedTensor(g, t, false)!;
+      return hostTensor(dequantizeRows(q.bytes, q.rows, q.cols, q.format), shape);
     }
   }
+}
+
+/**
+ * A 2-D Q8_0 or Q4_0 tensor as stored (rows `dims[1]` of `dims[0]` values; `transposed`: kvt holds the parameter as
+ * the transpose, a Linear weight `[in, out]`), or undefined for other types.
+ */
+export function quantizedTensor(g: GgufFile, t: GgufTensorInfo, transposed: boolean): QuantizedHostTensor | undefined {
+  if (t.type !== GGML.Q8_0 && t.type !== GGML.Q4_0) return undefined;
+  if (t.dims.length > 2 || t.dims.slice(2).some((d) => d !== 1)) throw new ModelFormatError(g.file, `quantized tensor ${t.name} is not 2-D`);
+  const bytes = g.bytes.subarray(g.dataOffset + t.offset, g.dataOffset + t.offset + t.byteLength);
+  return { format: t.type === GGML.Q8_0 ? 'q8_0' : 'q4_0', bytes, rows: t.dims[1] ?? 1, cols: t.dims[0]!, transposed };
 }
 
 function meta(g: GgufFile, key: string, kind: 'number' | 'string'): number | string {
@@ -185,25 +190,30 @@ export function llamaFromGguf(g: GgufFile): ParsedCheckpoint<LlamaConfig> {
     if (!t) throw new ModelFormatError(g.file, `tensor ${name} is missing`);
     return readGgufTensor(g, t);
   };
-  const linear = (name: string) => {
-    const t = get(name);
-    if (t.shape.length !== 2) throw new ModelFormatError(g.file, `tensor ${name} is not 2-D`);
-    return transpose2d(t); // [out, in] → [in, out]
+  /** A weight in kvt's layout: quantized tensors are kept as stored (rows), others read as float32. */
+  const put = (kvt: string, name: string, asLinear: boolean) => {
+    const t = byName.get(name);
+    if (!t) throw new ModelFormatError(g.file, `tensor ${name} is missing`);
+    const q = quantizedTensor(g, t, asLinear);
+    if (q) return void params.setQuantized(kvt, q);
+    const h = readGgufTensor(g, t);
+    if (asLinear && h.shape.length !== 2) throw new ModelFormatError(g.file, `tensor ${name} is not 2-D`);
+    params.set(kvt, asLinear ? transpose2d(h) : h); // linear: [out, in] → [in, out]
   };
-  params.set('embedding', get('token_embd.weight'));
+  put('embedding', 'token_embd.weight', false);
   for (let i = 0; i < L; i++) {
     params.set(`layers.${i}.attentionNorm`, get(`blk.${i}.attn_norm.weight`));
-    params.set(`layers.${i}.q`, linear(`blk.${i}.attn_q.weight`));
-    params.set(`layers.${i}.k`, linear(`blk.${i}.attn_k.weight`));
-    params.set(`layers.${i}.v`, linear(`blk.${i}.attn_v.weight`));
-    params.set(`layers.${i}.o`, linear(`blk.${i}.attn_output.weight`));
+    put(`layers.${i}.q`, `blk.${i}.attn_q.weight`, true);
+    put(`layers.${i}.k`, `blk.${i}.attn_k.weight`, true);
+    put(`layers.${i}.v`, `blk.${i}.attn_v.weight`, true);
+    put(`layers.${i}.o`, `blk.${i}.attn_output.weight`, true);
     params.set(`layers.${i}.ffnNorm`, get(`blk.${i}.ffn_norm.weight`));
-    params.set(`layers.${i}.gate`, linear(`blk.${i}.ffn_gate.weight`));
-    params.set(`layers.${i}.up`, linear(`blk.${i}.ffn_up.weight`));
-    params.set(`layers.${i}.down`, linear(`blk.${i}.ffn_down.weight`));
+    put(`layers.${i}.gate`, `blk.${i}.ffn_gate.weight`, true);
+    put(`layers.${i}.up`, `blk.${i}.ffn_up.weight`, true);
+    put(`layers.${i}.down`, `blk.${i}.ffn_down.weight`, true);
   }
   params.set('finalNorm', get('output_norm.weight'));
-  if (byName.has('output.weight')) params.set('output', linear('output.weight'));
+  if (byName.has('output.weight')) put('output', 'output.weight', true);
   const eps = g.metadata.get('llama.attention.layer_norm_rms_epsilon');
   const theta = g.metadata.get('llama.rope.freq_base');
   const bos = g.metadata.get('tokenizer.ggml.bos_token_id');

@@ -3,6 +3,8 @@ import { InvalidOptionError, type ModelConfig, type SpecialTokens } from '@kvt/c
 import type { KVCache } from '@kvt/kernels';
 import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
+import { LinearWeights } from '../weights/linear-weights.js';
+import type { BuildOptions } from './llama.js';
 import { requirePlausiblePositions, requirePositiveFinite, requirePositiveIntegers, requireTokenIds } from './config-checks.js';
 import { DecoderOnlyTransformer } from './decoder-only.js';
 
@@ -43,7 +45,7 @@ export class Gpt2Model extends DecoderOnlyTransformer {
   private readonly layers: Gpt2Layer[];
   private readonly finalNorm: Norm;
 
-  private constructor(c: Gpt2Config, p: ParameterSet) {
+  private constructor(c: Gpt2Config, p: ParameterSet, options: BuildOptions = {}) {
     super();
     requirePositiveIntegers(c, ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'maxPositions'], 'gpt2');
     requirePlausiblePositions(c.maxPositions, 'gpt2');
@@ -78,7 +80,8 @@ export class Gpt2Model extends DecoderOnlyTransformer {
         bias: up(`${name}.bias`, [d]),
         epsilon: eps,
       });
-      const lin = (name: string, i: number, o: number): Linear => ({ w: up(name, [i, o]) as tf.Tensor2D, b: up(`${name}.bias`, [o]) });
+      const weights = new LinearWeights(p, options.weights, <T extends tf.Tensor>(t: T) => (owned.push(t), t));
+      const lin = (name: string, i: number, o: number): Linear => ({ w: weights.linear([name], i, [o]), b: up(`${name}.bias`, [o]) });
       this.layers = Array.from({ length: c.numLayers }, (_, i) => ({
         norm1: ln(`layers.${i}.norm1`),
         qkv: lin(`layers.${i}.qkv`, d, 3 * d),
@@ -106,8 +109,8 @@ export class Gpt2Model extends DecoderOnlyTransformer {
    * const model = Gpt2Model.fromParameters(config, randomGpt2Parameters(config, 1));
    * ```
    */
-  static fromParameters(config: Gpt2Config, params: ParameterSet): Gpt2Model {
-    return new Gpt2Model(config, params);
+  static fromParameters(config: Gpt2Config, params: ParameterSet, options: BuildOptions = {}): Gpt2Model {
+    return new Gpt2Model(config, params, options);
   }
 
   protected hidden(ids: tf.Tensor2D, positions: tf.Tensor2D, cache: KVCache): tf.Tensor3D {

@@ -46,7 +46,10 @@ export class LinearWeights {
     if (!supportsWeightFormat(wanted)) {
       const backend = tf.getBackend();
       if (!warned.has(backend + wanted))
-        console.warn(`kvt: the ${backend} backend multiplies float32 weights only; ${wanted} weights were dequantized to float32 at load.`);
+        console.warn(
+          `kvt: the ${backend} backend, as registered, multiplies float32 weights only; ${wanted} weights were dequantized to float32 at load. ` +
+            '@kvt/backend-wasm and @kvt/backend-cpu multiply q8_0 and q4_0 as stored.',
+        );
       warned.add(backend + wanted);
       return 'f32';
     }
