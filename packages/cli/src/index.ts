@@ -20,6 +20,8 @@ import { collect, count, flagOf, float, int } from './options.js';
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const backendOption = () => new Option('--backend <name>', 'compute backend').choices(['cpu', 'wasm']).default('wasm');
+const weightsOption = () =>
+  new Option('--weights <format>', 'linear weights on the backend: fp32, or quantized at load to q8_0 / q4_0 (default: as the file stores them)').choices(['fp32', 'q8_0', 'q4_0']);
 const cacheOption = () =>
   new Option('--cache <mode>', 'KV cache: the backend\'s own, the reference concat cache, or none (recompute)').choices(['backend', 'concat', 'none']).default('backend');
 
@@ -46,6 +48,7 @@ export function createProgram(): Command {
     .option('--num-return <n>', 'outputs: the n best beams, or n samples sharing one prefill (with --temperature)', count('--num-return'))
     .option('--stop <text>', 'stop before this text (repeatable)', collect)
     .addOption(backendOption())
+    .addOption(weightsOption())
     .addOption(cacheOption())
     .option('--json', 'print one JSON object on stdout')
     .action((o) => runGenerate(o));
@@ -62,6 +65,7 @@ export function createProgram(): Command {
     .option('--length-penalty <x>', 'beam score = log p / length^x', float('--length-penalty'))
     .option('--batch-size <n>', 'sentences per batch with --input', count('--batch-size'), 16)
     .addOption(backendOption())
+    .addOption(weightsOption())
     .addOption(cacheOption())
     .option('--json', 'print JSON (one object; JSON Lines with --input)')
     .action((text: string | undefined, o) => {
@@ -79,6 +83,7 @@ export function createProgram(): Command {
     .option('--max-new-tokens <n>', 'most target tokens', count('--max-new-tokens'), 64)
     .option('--limit <n>', 'only the first n sources', count('--limit'))
     .addOption(backendOption())
+    .addOption(weightsOption())
     .option('--json', 'print one JSON object')
     .action((o) => runEvaluate(o));
   program

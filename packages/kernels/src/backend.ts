@@ -77,5 +77,5 @@ export async function activateTfBackend(name: string): Promise<void> {
  * ```
  */
 export function supportsWeightFormat(format: WeightFormat, name: string = tf.getBackend()): boolean {
-  return format === 'f32' || (backends.get(name)?.weightFormats?.includes(format) ?? false);
+  return format === 'fp32' || (backends.get(name)?.weightFormats?.includes(format) ?? false);
 }

@@ -40,7 +40,7 @@ export interface LinearAttrs {
  */
 export function runLinear(x: tf.Tensor2D, w: tf.Tensor2D | QuantizedWeight): tf.Tensor2D | null {
   if (!hasKernel(KvtLinear)) return null;
-  if (w instanceof tf.Tensor) return run<tf.Tensor2D>(KvtLinear, { x, w }, { format: 'f32', inDim: w.shape[0], outDim: w.shape[1] });
+  if (w instanceof tf.Tensor) return run<tf.Tensor2D>(KvtLinear, { x, w }, { format: 'fp32', inDim: w.shape[0], outDim: w.shape[1] });
   const attrs: LinearAttrs = { format: w.format, inDim: w.inDim, outDim: w.outDim };
   return run<tf.Tensor2D>(KvtLinear, { x, w: w.w }, attrs);
 }
@@ -85,7 +85,7 @@ export interface LlamaBlockAttrs {
   readonly intermediateSize: number;
   readonly epsilon: number;
   readonly ropeStyle: 'interleaved' | 'half';
-  /** Formats of qkv, o, gateUp, down (default all 'f32'). */
+  /** Formats of qkv, o, gateUp, down (default all 'fp32'). */
   readonly formats?: readonly [WeightFormat, WeightFormat, WeightFormat, WeightFormat];
 }
 

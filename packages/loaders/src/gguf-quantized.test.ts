@@ -64,7 +64,7 @@ function encode(data: Float32Array, kind: Kind): { bytes: Uint8Array; decoded: F
 }
 
 /** A minimal GGUF v3 writer: string/u32/f32 metadata, tensors F32 (type 0), F16 (1), Q8_0 (8). */
-function writeGguf(meta: [string, 'u32' | 'f32' | 'str', number | string][], tensors: { name: string; dims: number[]; type: number; bytes: Uint8Array }[]): Uint8Array {
+function writeGguf(meta: [string, 'u32' | 'fp32' | 'str', number | string][], tensors: { name: string; dims: number[]; type: number; bytes: Uint8Array }[]): Uint8Array {
   const parts: number[] = [];
   const u8 = (x: number) => parts.push(x & 0xff);
   const u32w = (x: number) => [0, 8, 16, 24].forEach((s) => u8(x >>> s));
@@ -81,7 +81,7 @@ function writeGguf(meta: [string, 'u32' | 'f32' | 'str', number | string][], ten
   for (const [k, t, v] of meta) {
     str(k);
     if (t === 'u32') (u32w(4), u32w(v as number));
-    else if (t === 'f32') {
+    else if (t === 'fp32') {
       u32w(6);
       f32[0] = v as number;
       u32w(u32[0]!);
@@ -146,7 +146,7 @@ describe('GGUF with F16 and Q8_0 tensors', () => {
           ['llama.attention.head_count', 'u32', 4],
           ['llama.attention.head_count_kv', 'u32', 2],
           ['llama.context_length', 'u32', 64],
-          ['llama.attention.layer_norm_rms_epsilon', 'f32', 1e-5],
+          ['llama.attention.layer_norm_rms_epsilon', 'fp32', 1e-5],
           ['tokenizer.ggml.bos_token_id', 'u32', 1],
           ['tokenizer.ggml.eos_token_id', 'u32', 2],
         ],

@@ -4,6 +4,7 @@
  *
  * @packageDocumentation
  */
+export type { WeightFormat } from '@kvt/kernels';
 export { loadModel, detectFormat, type LoadedModel, type LoadModelOptions, type ModelFormat } from './load-model.js';
 export { openModelFiles, type ModelFiles, type ModelSource, type LoadProgress, type ProgressCallback } from './bytes/sources.js';
 export { MODEL_CACHE, cachedModelFiles, clearModelCache, listCachedModelFiles, type CachedFile } from './bytes/browser-cache.js';

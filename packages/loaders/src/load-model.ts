@@ -56,7 +56,7 @@ export interface LoadModelOptions {
   /** Called while files are read: file name, bytes, which file of the load it is, and where it comes from. */
   readonly onProgress?: ProgressCallback;
   /**
-   * The format of the linear weights on the backend: `'f32'`, or quantized at load to `'q8_0'` (8-bit, blocks of 32
+   * The format of the linear weights on the backend: `'fp32'`, or quantized at load to `'q8_0'` (8-bit, blocks of 32
    * with an fp16 scale) or `'q4_0'` (4-bit). Default: as stored (a GGUF file's Q8_0/Q4_0 tensors stay quantized). Rows
    * whose length is not a multiple of 32 stay float32; backends that multiply float32 only get dequantized weights.
    */
@@ -84,8 +84,8 @@ export interface LoadModelOptions {
  */
 export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const cacheName = cacheNameOf(options.cache);
-  if (options.weights !== undefined && !['f32', 'q8_0', 'q4_0'].includes(options.weights))
-    throw new InvalidOptionError('weights', options.weights, "'f32', 'q8_0' or 'q4_0'");
+  if (options.weights !== undefined && !['fp32', 'q8_0', 'q4_0'].includes(options.weights))
+    throw new InvalidOptionError('weights', options.weights, "'fp32', 'q8_0' or 'q4_0'");
   const build = options.weights === undefined ? {} : { weights: options.weights };
   const opened = await openModelFiles(source);
   const isUrl = (typeof source === 'string' && /^https?:/i.test(source)) || source instanceof URL;

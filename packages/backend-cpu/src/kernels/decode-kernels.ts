@@ -83,7 +83,7 @@ function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const { format, inDim, outDim: out } = attrs as unknown as LinearAttrs;
   const m = x!.shape.reduce((p, q) => p * q, 1) / inDim;
   const y = new Float32Array(m * out);
-  if (format === 'f32') linearRows(values(b, x!), values(b, w!), y, m, inDim, out);
+  if (format === 'fp32') linearRows(values(b, x!), values(b, w!), y, m, inDim, out);
   else linearQuantized(values(b, x!), bytesOf(b, w!), y, m, inDim, out, format);
   return b.makeTensorInfo([m, out], 'float32', y);
 }

@@ -34,7 +34,7 @@ function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const heap = heapOf(backend);
   const m = x!.shape.reduce((a, b) => a * b, 1) / inDim;
   const out = heap.output([m, outDim]);
-  if (format === 'f32') heap.kernels.linear(heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0);
+  if (format === 'fp32') heap.kernels.linear(heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0);
   else {
     const scratch = heap.scratch(WasmHeap.quantizedInputBytes(m, inDim));
     heap.kernels.linear_q(formatCode(format), heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0, scratch);
@@ -82,7 +82,7 @@ function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const quantized = WasmHeap.quantizedInputBytes(m, Math.max(d, H * hd, F)); // the quantized input of a linear
   const t = storage.tables(a.layer, at, floats * 4 + quantized + 16); // + the four weight formats
   const fmts = t.free + floats * 4 + quantized;
-  (a.formats ?? ['f32', 'f32', 'f32', 'f32']).forEach((f, k) => (heap.i32[fmts / 4 + k] = formatCode(f)));
+  (a.formats ?? ['fp32', 'fp32', 'fp32', 'fp32']).forEach((f, k) => (heap.i32[fmts / 4 + k] = formatCode(f)));
   const out = heap.output([m, d]);
   const xAt = heap.offset(i.x!);
   const outAt = heap.offset(out);

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { InvalidInputError, translate } from '@kvt/core';
-import { loadModel } from '@kvt/loaders';
+import { loadModel, type WeightFormat } from '@kvt/loaders';
 import { useBackend } from '../backends.js';
+import { defined } from '../options.js';
 import { corpusBleu, corpusChrf } from '../metrics/bleu.js';
 import { loadingBar } from '../progress.js';
 import { defaultTranslationModel } from './translate.js';
@@ -14,6 +15,7 @@ export interface EvaluateOptions {
   limit?: number;
   maxNewTokens: number;
   backend: string;
+  weights?: WeightFormat;
   json?: boolean;
 }
 
@@ -43,7 +45,7 @@ export async function runEvaluate(o: EvaluateOptions): Promise<void> {
   const set = readTestSet(dev).slice(0, o.limit ?? Infinity);
   const modelPath = o.model ?? defaultTranslationModel();
   const bar = loadingBar(!o.json);
-  const loaded = await loadModel(modelPath, { onProgress: bar.onProgress }).finally(bar.stop);
+  const loaded = await loadModel(modelPath, { onProgress: bar.onProgress, ...defined({ weights: o.weights }) }).finally(bar.stop);
   try {
     if (loaded.kind !== 'encoder-decoder' || !loaded.tokenizer) throw new InvalidInputError(`${modelPath} is not a translation model with a tokenizer.`);
     const hyps: string[] = [];

@@ -1,5 +1,5 @@
 import { InvalidInputError, InvalidOptionError, generateStream, tokensPerSecond } from '@kvt/core';
-import { loadModel } from '@kvt/loaders';
+import { loadModel, type WeightFormat } from '@kvt/loaders';
 import { useBackend } from '../backends.js';
 import { defined, textOrStdin } from '../options.js';
 import { loadingBar } from '../progress.js';
@@ -20,6 +20,7 @@ export interface GenerateOptions {
   numReturn?: number;
   stop?: string[];
   backend: string;
+  weights?: WeightFormat;
   cache: 'backend' | 'concat' | 'none';
   json?: boolean;
 }
@@ -31,7 +32,7 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
   await useBackend(o.backend);
   const bar = loadingBar(!o.json);
   const t0 = performance.now();
-  const loaded = await loadModel(o.model, { ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}), onProgress: bar.onProgress }).finally(bar.stop);
+  const loaded = await loadModel(o.model, { ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}), onProgress: bar.onProgress, ...defined({ weights: o.weights }) }).finally(bar.stop);
   const loadMs = performance.now() - t0;
   try {
     if (loaded.kind !== 'decoder-only') throw new InvalidInputError(`${o.model} is an encoder-decoder model; use kvt translate.`);

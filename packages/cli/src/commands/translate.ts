@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { InvalidInputError, InvalidOptionError, tokensPerSecond, translate, translateStream } from '@kvt/core';
-import { loadModel, type LoadedModel } from '@kvt/loaders';
+import { loadModel, type LoadedModel, type WeightFormat } from '@kvt/loaders';
 import { modelFiles } from '@kvt/model-en-es';
 import { useBackend } from '../backends.js';
 import { defined, textOrStdin } from '../options.js';
@@ -17,6 +17,7 @@ export interface TranslateOptions {
   lengthPenalty?: number;
   batchSize: number;
   backend: string;
+  weights?: WeightFormat;
   cache: 'backend' | 'concat' | 'none';
   json?: boolean;
 }
@@ -37,7 +38,7 @@ export async function runTranslate(o: TranslateOptions): Promise<void> {
   const modelPath = o.model ?? defaultTranslationModel();
   const bar = loadingBar(!o.json);
   const t0 = performance.now();
-  const loaded = await loadModel(modelPath, { onProgress: bar.onProgress }).finally(bar.stop);
+  const loaded = await loadModel(modelPath, { onProgress: bar.onProgress, ...defined({ weights: o.weights }) }).finally(bar.stop);
   const loadMs = performance.now() - t0;
   try {
     if (loaded.kind !== 'encoder-decoder') throw new InvalidInputError(`${modelPath} is a decoder-only model; use kvt generate.`);

@@ -50,7 +50,7 @@ interface LlamaLayer {
 /** How to build a model from its parameters. */
 export interface BuildOptions {
   /**
-   * The format of the linear weights (and a tied embedding): `'f32'`, or quantized at load (`'q8_0'`, `'q4_0'`).
+   * The format of the linear weights (and a tied embedding): `'fp32'`, or quantized at load (`'q8_0'`, `'q4_0'`).
    * Default: as stored (a GGUF file's quantized tensors stay quantized, float ones stay float32).
    */
   readonly weights?: WeightFormat;

@@ -36,7 +36,7 @@ export function linear(x: tf.Tensor, l: Linear): tf.Tensor {
   const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
   // the backend's own kernel where it has one
   let y: tf.Tensor | null = runLinear(x2, l.w) ?? (float ? tf.matMul(x2, l.w as tf.Tensor2D) : null);
-  if (!y) throw new UnsupportedError(`The ${tf.getBackend()} backend cannot multiply ${(l.w as QuantizedWeight).format} weights; load the model with weights: 'f32'.`);
+  if (!y) throw new UnsupportedError(`The ${tf.getBackend()} backend cannot multiply ${(l.w as QuantizedWeight).format} weights; load the model with weights: 'fp32'.`);
   if (l.b) y = tf.add(y, l.b);
   return tf.reshape(y, [...lead, outDim]);
 }

@@ -8,7 +8,7 @@ export type LinearWeight = tf.Tensor2D | QuantizedWeight;
 
 /** The format of a linear weight. */
 export function formatOf(w: LinearWeight): WeightFormat {
-  return w instanceof tf.Tensor ? 'f32' : w.format;
+  return w instanceof tf.Tensor ? 'fp32' : w.format;
 }
 
 /** Bytes a linear weight holds. */
@@ -19,7 +19,7 @@ export function weightBytes(w: LinearWeight): number {
 const warned = new Set<string>();
 
 /**
- * Uploads an architecture's linear weights in the format asked for: `f32` (kvt's `[in, out]`), `q8_0` or `q4_0`
+ * Uploads an architecture's linear weights in the format asked for: `fp32` (kvt's `[in, out]`), `q8_0` or `q4_0`
  * (rows quantized at load, or kept as a file stored them), or, with no format given, as stored (quantized entries
  * stay quantized). Rows whose length is not a multiple of 32 stay float32; where the active backend cannot multiply
  * a quantized format, the weights are dequantized to float32 and a warning says so.
@@ -41,8 +41,8 @@ export class LinearWeights {
   /** The format a group of weights with rows of `inDim` values gets. */
   private target(names: readonly string[], inDim: number): WeightFormat {
     const stored = names.map((n) => this.p.quantized(n)?.format);
-    const wanted: WeightFormat = this.format ?? (stored.every((f) => f !== undefined && f === stored[0]) ? stored[0]! : 'f32');
-    if (wanted === 'f32' || inDim % BLOCK !== 0) return 'f32';
+    const wanted: WeightFormat = this.format ?? (stored.every((f) => f !== undefined && f === stored[0]) ? stored[0]! : 'fp32');
+    if (wanted === 'fp32' || inDim % BLOCK !== 0) return 'fp32';
     if (!supportsWeightFormat(wanted)) {
       const backend = tf.getBackend();
       if (!warned.has(backend + wanted))
@@ -51,7 +51,7 @@ export class LinearWeights {
             '@kvt/backend-wasm and @kvt/backend-cpu multiply q8_0 and q4_0 as stored.',
         );
       warned.add(backend + wanted);
-      return 'f32';
+      return 'fp32';
     }
     return wanted;
   }
@@ -59,7 +59,7 @@ export class LinearWeights {
   /** Weights `names`, each `[inDim, outs[i]]` in kvt's layout, side by side along out (a fused projection). */
   linear(names: readonly string[], inDim: number, outs: readonly number[]): LinearWeight {
     const format = this.target(names, inDim);
-    if (format === 'f32') {
+    if (format === 'fp32') {
       const parts = names.map((n, i) => this.p.take(n, [inDim, outs[i]!]));
       return this.keep(tf.tidy(() => (parts.length === 1 ? tf.tensor2d(parts[0]!.data, [inDim, outs[0]!]) : tf.concat(parts.map((h) => tf.tensor2d(h.data, [...h.shape] as [number, number])), 1))) as tf.Tensor2D);
     }
@@ -73,7 +73,7 @@ export class LinearWeights {
    */
   table(name: string, rows: number, cols: number): QuantizedWeight | undefined {
     const format = this.target([name], cols);
-    if (format === 'f32') return undefined;
+    if (format === 'fp32') return undefined;
     const q = this.p.quantized(name);
     const bytes = q && q.format === format && !q.transposed && q.rows === rows && q.cols === cols ? q.bytes : quantizeRows(this.p.take(name, [rows, cols]).data, rows, cols, format);
     return this.upload(bytes, format, cols, rows);
