@@ -25,7 +25,7 @@ window.kvtBench = async (specs, base) => {
     else if (!(await tf.setBackend(name))) throw new Error(`backend ${name} is not available`);
     await tf.ready();
     const t0 = performance.now();
-    const model = await buildModelFor(s.model, (p) => `${base}fixtures/${p}`);
+    const model = await buildModelFor(s.model, (p) => `${base}fixtures/${p}`, s.weights);
     const loadMs = performance.now() - t0;
     try {
       const r = await measure(model, s, loadMs, memory);

@@ -17,7 +17,8 @@ import cliProgress from 'cli-progress';
 import { Command, CommanderError, Option } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError, KvtError, type CacheMode } from '@kvt/core';
-import { measure, type RunRecord, type RunSpec } from './measure.js';
+import type { WeightFormat } from '@kvt/loaders';
+import { measure, modelLabel, type RunRecord, type RunSpec } from './measure.js';
 import { MODELS, buildModelFor, modelSpec, type BuiltModel } from './model-zoo.js';
 import { latencyChart, markdownReport, speedupChart, terminalTable, type Environment } from './report.js';
 
@@ -26,6 +27,7 @@ const repo = resolve(here, '../../..');
 const fixtures = process.env.KVT_FIXTURES ?? join(repo, '..', 'shared', 'fixtures');
 const NODE_BACKENDS = ['cpu', 'wasm'];
 const BROWSER_BACKENDS = ['webgl', 'webgpu', 'wasm-browser'];
+const WEIGHT_FORMATS: readonly string[] = ['fp32', 'q8_0', 'q4_0'];
 
 interface Flags {
   models: string;
@@ -41,6 +43,7 @@ interface Flags {
   quick?: boolean;
   seed: number;
   noneNewTokens?: number;
+  weights?: string;
 }
 
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
@@ -52,27 +55,32 @@ const int = (flag: string) => (v: string) => {
 
 function specs(f: Flags): RunSpec[] {
   const out: RunSpec[] = [];
+  const formats = f.weights === undefined ? [undefined] : list(f.weights);
+  for (const w of formats) if (w !== undefined && !WEIGHT_FORMATS.includes(w)) throw new InvalidOptionError('--weights', w, `some of ${WEIGHT_FORMATS.join(', ')}`);
   for (const model of list(f.models)) {
     if (!MODELS[model] && !model.includes('/')) modelSpec(model); // throws a typed error with the known names
-    for (const backend of list(f.backends)) {
-      if (![...NODE_BACKENDS, ...BROWSER_BACKENDS].includes(backend))
-        throw new InvalidOptionError('--backends', backend, `some of ${[...NODE_BACKENDS, ...BROWSER_BACKENDS].join(', ')}`);
-      for (const cacheMode of list(f.cache)) {
-        if (!['none', 'concat', 'backend'].includes(cacheMode)) throw new InvalidOptionError('--cache', cacheMode, 'some of none, concat, backend');
-        out.push({
-          model, backend, cacheMode: cacheMode as CacheMode, promptTokens: f.promptTokens,
-          // recomputing the prefix is quadratic: --none-new-tokens caps it (speedups are compared at equal lengths)
-          newTokens: cacheMode === 'none' && f.noneNewTokens !== undefined ? Math.min(f.noneNewTokens, f.newTokens) : f.newTokens,
-          batch: f.batch,
-          beams: f.beams, warmupTokens: f.warmup, repetitions: f.repetitions, seed: f.seed,
-        });
+    for (const weights of formats) {
+      for (const backend of list(f.backends)) {
+        if (![...NODE_BACKENDS, ...BROWSER_BACKENDS].includes(backend))
+          throw new InvalidOptionError('--backends', backend, `some of ${[...NODE_BACKENDS, ...BROWSER_BACKENDS].join(', ')}`);
+        for (const cacheMode of list(f.cache)) {
+          if (!['none', 'concat', 'backend'].includes(cacheMode)) throw new InvalidOptionError('--cache', cacheMode, 'some of none, concat, backend');
+          out.push({
+            model, backend, cacheMode: cacheMode as CacheMode, promptTokens: f.promptTokens,
+            // recomputing the prefix is quadratic: --none-new-tokens caps it (speedups are compared at equal lengths)
+            newTokens: cacheMode === 'none' && f.noneNewTokens !== undefined ? Math.min(f.noneNewTokens, f.newTokens) : f.newTokens,
+            batch: f.batch,
+            beams: f.beams, warmupTokens: f.warmup, repetitions: f.repetitions, seed: f.seed,
+            ...(weights ? { weights: weights as WeightFormat } : {}),
+          });
+        }
       }
     }
   }
   return out;
 }
 
-const buildModel = (name: string): Promise<BuiltModel> => buildModelFor(name, (p) => join(fixtures, p));
+const buildModel = (name: string, weights?: WeightFormat): Promise<BuiltModel> => buildModelFor(name, (p) => join(fixtures, p), weights);
 
 /** Runs the Node backends in this process, one model build per (model, backend). */
 async function runNode(all: RunSpec[], tick: (s: RunSpec) => void): Promise<RunRecord[]> {
@@ -80,13 +88,13 @@ async function runNode(all: RunSpec[], tick: (s: RunSpec) => void): Promise<RunR
   await import('@kvt/backend-cpu');
   await import('@kvt/backend-wasm');
   const groups = new Map<string, RunSpec[]>();
-  for (const s of all) groups.set(`${s.model}|${s.backend}`, [...(groups.get(`${s.model}|${s.backend}`) ?? []), s]);
-  for (const [key, group] of groups) {
-    const [model, backend] = key.split('|') as [string, string];
+  for (const s of all) groups.set(`${modelLabel(s)}|${s.backend}`, [...(groups.get(`${modelLabel(s)}|${s.backend}`) ?? []), s]);
+  for (const group of groups.values()) {
+    const { model, backend, weights } = group[0]!;
     await tf.setBackend(backend);
     await tf.ready();
     const t0 = performance.now();
-    const m = await buildModel(model);
+    const m = await buildModel(model, weights);
     const loadMs = performance.now() - t0;
     try {
       for (const s of group) {
@@ -103,7 +111,7 @@ async function runNode(all: RunSpec[], tick: (s: RunSpec) => void): Promise<RunR
 /** Marks tokensMatch: every cache mode of a (model, backend, shape) must give the same tokens. */
 export function checkTokens(records: RunRecord[]): number {
   let mismatches = 0;
-  const key = (r: RunRecord) => `${r.model}|${r.backend}|${r.promptTokens}|${r.batch}|${r.beams}`;
+  const key = (r: RunRecord) => `${modelLabel(r)}|${r.backend}|${r.promptTokens}|${r.batch}|${r.beams}`;
   const groups = new Map<string, RunRecord[]>();
   for (const r of records) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
   for (const group of groups.values()) {
@@ -133,6 +141,7 @@ export async function runBench(argv: string[]): Promise<number> {
     .option('--warmup <n>', 'tokens generated before measuring', int('--warmup'), 8)
     .option('--seed <n>', 'seed of the random prompts', int('--seed'), 1)
     .option('--none-new-tokens <n>', "cap the tokens of the 'none' mode (it recomputes the prefix: quadratic)", int('--none-new-tokens'))
+    .option('--weights <list>', `comma-separated linear weight formats: ${WEIGHT_FORMATS.join(', ')} (default: as each model stores them)`)
     .option('--out <dir>', 'output folder (default apps/bench/out/<date>)')
     .addOption(new Option('--quick', 'a smoke run under a minute: stories260k, 48 tokens, cpu+wasm (+webgl when Chromium is there)'))
     .exitOverride();
@@ -159,7 +168,7 @@ export async function runBench(argv: string[]): Promise<number> {
       cliProgress.Presets.shades_classic,
     );
     bar.start(all.length, 0, { run: '' });
-    const tick = (s: RunSpec) => bar.increment({ run: `${s.model} · ${s.backend} · ${s.cacheMode}` });
+    const tick = (s: RunSpec) => bar.increment({ run: `${modelLabel(s)} · ${s.backend} · ${s.cacheMode}` });
     const nodeSpecs = all.filter((s) => NODE_BACKENDS.includes(s.backend));
     const browserSpecs = all.filter((s) => !NODE_BACKENDS.includes(s.backend));
     const records = await runNode(nodeSpecs, tick);

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createRng, generate, translate, type CacheMode } from '@kvt/core';
+import type { WeightFormat } from '@kvt/loaders';
 import type { BuiltModel } from './model-zoo.js';
 
 export interface RunSpec {
@@ -18,6 +19,13 @@ export interface RunSpec {
   readonly warmupTokens: number;
   readonly repetitions: number;
   readonly seed: number;
+  /** Linear weights on the backend (`--weights`); absent: as the model stores them. */
+  readonly weights?: WeightFormat;
+}
+
+/** The model a record measured, with its weight format where one was asked for: `llama-110m · q8_0`. */
+export function modelLabel(r: RunSpec): string {
+  return r.weights ? `${r.model} · ${r.weights}` : r.model;
 }
 
 export interface RunRecord extends RunSpec {

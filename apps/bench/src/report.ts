@@ -2,7 +2,7 @@
 import Table from 'cli-table3';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { RunRecord } from './measure.js';
+import { modelLabel, type RunRecord } from './measure.js';
 
 export interface Environment {
   readonly date: string;
@@ -29,7 +29,7 @@ export function timeForTokens(r: RunRecord, n: number): number | null {
  * longest length both ran).
  */
 export function speedup(records: RunRecord[], r: RunRecord, n?: number): number | null {
-  const base = records.find((x) => x.cacheMode === 'none' && x.backend === r.backend && x.model === r.model && x.promptTokens === r.promptTokens && x.batch === r.batch && x.beams === r.beams);
+  const base = records.find((x) => x.cacheMode === 'none' && x.backend === r.backend && modelLabel(x) === modelLabel(r) && x.promptTokens === r.promptTokens && x.batch === r.batch && x.beams === r.beams);
   if (!base) return null;
   n ??= Math.min(base.newTokens, r.newTokens);
   const a = timeForTokens(base, n);
@@ -59,7 +59,7 @@ export function terminalTable(records: RunRecord[]): string {
   for (const r of records) {
     const s = speedup(records, r);
     t.push([
-      r.backend, r.model, r.cacheMode, r.promptTokens, r.newTokens, fmt(r.prefillMs), fmt(r.timeToFirstTokenMs), fmt(r.tokensPerSecond), fmt(r.tokensPerSecondP90),
+      r.backend, modelLabel(r), r.cacheMode, r.promptTokens, r.newTokens, fmt(r.prefillMs), fmt(r.timeToFirstTokenMs), fmt(r.tokensPerSecond), fmt(r.tokensPerSecondP90),
       mb(r.cacheBytes), mb(r.peakMemoryBytes), r.shaderPrograms ?? '–', fmt(r.kernelsPerDecodeStep ?? NaN, 0), fmt(r.pipelineOverheadMs ?? NaN, 3), s === null ? '–' : `${fmt(s)}×`,
       r.tokensMatch === false ? '✗ MISMATCH' : r.tokensMatch ? '✓' : '–',
     ]);
@@ -79,7 +79,7 @@ export function markdownReport(records: RunRecord[], env: Environment, charts: s
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...records.map((r) => {
       const s = speedup(records, r);
-      return `| ${r.backend} | ${r.model} | ${r.cacheMode} | ${r.promptTokens} | ${r.newTokens} | ${fmt(r.prefillMs)} | ${fmt(r.timeToFirstTokenMs)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.tokensPerSecondP90)} | ${mb(r.cacheBytes)} | ${mb(r.peakMemoryBytes)} | ${r.shaderPrograms ?? '–'} | ${fmt(r.kernelsPerDecodeStep ?? NaN, 0)} | ${fmt(r.pipelineOverheadMs ?? NaN, 3)} | ${s === null ? '–' : fmt(s) + '×'} | ${r.tokensMatch === false ? '**MISMATCH**' : r.tokensMatch ? 'yes' : '–'} |`;
+      return `| ${r.backend} | ${modelLabel(r)} | ${r.cacheMode} | ${r.promptTokens} | ${r.newTokens} | ${fmt(r.prefillMs)} | ${fmt(r.timeToFirstTokenMs)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.tokensPerSecondP90)} | ${mb(r.cacheBytes)} | ${mb(r.peakMemoryBytes)} | ${r.shaderPrograms ?? '–'} | ${fmt(r.kernelsPerDecodeStep ?? NaN, 0)} | ${fmt(r.pipelineOverheadMs ?? NaN, 3)} | ${s === null ? '–' : fmt(s) + '×'} | ${r.tokensMatch === false ? '**MISMATCH**' : r.tokensMatch ? 'yes' : '–'} |`;
     }),
     '',
     '## Speedup over no cache at N generated tokens',
@@ -88,7 +88,7 @@ export function markdownReport(records: RunRecord[], env: Environment, charts: s
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...records
       .filter((r) => r.cacheMode !== 'none')
-      .map((r) => `| ${r.backend} | ${r.model} | ${r.cacheMode} | ${[64, 128, 256, 512].map((n) => { const s = speedup(records, r, n); return s === null ? '–' : fmt(s) + '×'; }).join(' | ')} |`),
+      .map((r) => `| ${r.backend} | ${modelLabel(r)} | ${r.cacheMode} | ${[64, 128, 256, 512].map((n) => { const s = speedup(records, r, n); return s === null ? '–' : fmt(s) + '×'; }).join(' | ')} |`),
     '',
     '## Step latency growth',
     '',
@@ -96,7 +96,7 @@ export function markdownReport(records: RunRecord[], env: Environment, charts: s
     '| --- | --- | --- | --- | --- | --- |',
     ...records.map((r) => {
       const last = r.promptTokens + r.stepLatencyMs.length - 4;
-      return `| ${r.backend} | ${r.model} | ${r.cacheMode} | ${fmt(stepRatio(r, 1024, 32) ?? NaN, 2)} | ${fmt(stepRatio(r, 512, 32) ?? NaN, 2)} | ${fmt(stepRatio(r, last, 32) ?? NaN, 2)} (${last}) |`;
+      return `| ${r.backend} | ${modelLabel(r)} | ${r.cacheMode} | ${fmt(stepRatio(r, 1024, 32) ?? NaN, 2)} | ${fmt(stepRatio(r, 512, 32) ?? NaN, 2)} | ${fmt(stepRatio(r, last, 32) ?? NaN, 2)} (${last}) |`;
     }),
     '',
     ...charts.map((c) => `![${c}](${c})`),
@@ -113,7 +113,7 @@ async function toSvg(spec: TopLevelSpec): Promise<string> {
 /** Step latency against position, one line per backend × cache mode (per model). */
 export async function latencyChart(records: RunRecord[]): Promise<string> {
   const values = records.flatMap((r) =>
-    r.stepLatencyMs.map((ms, i) => ({ position: r.promptTokens + i + 1, ms, series: `${r.backend} · ${r.cacheMode}`, model: r.model })),
+    r.stepLatencyMs.map((ms, i) => ({ position: r.promptTokens + i + 1, ms, series: `${r.backend} · ${r.cacheMode}`, model: modelLabel(r) })),
   );
   return toSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -140,7 +140,7 @@ export async function speedupChart(records: RunRecord[]): Promise<string> {
     .filter((r) => r.cacheMode !== 'none')
     .flatMap((r) =>
       [8, 16, 32, 64, 128, 256, 512, 1024]
-        .map((n) => ({ n, s: speedup(records, r, n), series: `${r.backend} · ${r.cacheMode}`, model: r.model }))
+        .map((n) => ({ n, s: speedup(records, r, n), series: `${r.backend} · ${r.cacheMode}`, model: modelLabel(r) }))
         .filter((p) => p.s !== null),
     );
   return toSvg({

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KVCache } from './kv-cache.js';
 import type { KVStorage, WriteContext } from './kv-cache-container.js';
 import { KvtCacheAttend, KvtGatherRows, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
-import type { QuantizedFormat, WeightFormat } from './weight-formats.js';
+import { LINEAR_ROW_GROUP, groupRows, type QuantizedFormat, type RowGroup, type WeightFormat } from './weight-formats.js';
 
 /** Whether the backend (default: the active one) registered kvt kernel `name`. */
 export function hasKernel(name: KvtKernelName, backendName: string = tf.getBackend()): boolean {
@@ -18,19 +18,36 @@ function run<T extends tf.Tensor>(name: KvtKernelName, inputs: Record<string, tf
   return tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as T;
 }
 
-/** A quantized weight: raw bytes (an int32 tensor) of rows `[outDim, inDim]` in `format`. */
+/** A quantized weight: raw bytes (an int32 tensor) of rows `[outDim, inDim]` in `format`, laid out by `rowGroup`. */
 export interface QuantizedWeight {
   readonly w: tf.Tensor1D; // int32 [ceil(outDim · bytesPerRow / 4)]
   readonly format: QuantizedFormat;
   readonly inDim: number;
   readonly outDim: number;
+  readonly rowGroup: RowGroup;
 }
 
-/** `KvtLinear`'s attributes: the weight's format and size (float32 weights `[in, out]` need none). */
+/**
+ * Uploads GGUF-ordered quantized rows `[outDim, inDim]` as a {@link QuantizedWeight} in the layout of `rowGroup`
+ * (default: linear weights' row groups of four; tables that rows are gathered from take 1).
+ *
+ * @example
+ * ```ts
+ * const w = quantizedWeight(quantizeRows(rows, 2048, 768, 'q8_0'), 'q8_0', 768, 2048);
+ * const y = runLinear(x, w); // x [m, 768] → [m, 2048]
+ * ```
+ */
+export function quantizedWeight(rows: Uint8Array, format: QuantizedFormat, inDim: number, outDim: number, rowGroup: RowGroup = LINEAR_ROW_GROUP): QuantizedWeight {
+  const bytes = groupRows(rows, format, inDim, outDim, rowGroup);
+  return { w: tf.tensor1d(new Int32Array(bytes.buffer), 'int32'), format, inDim, outDim, rowGroup };
+}
+
+/** `KvtLinear`'s attributes: the weight's format, size and row group (float32 weights `[in, out]` need none). */
 export interface LinearAttrs {
   readonly format: WeightFormat;
   readonly inDim: number;
   readonly outDim: number;
+  readonly rowGroup: RowGroup;
 }
 
 /**
@@ -40,13 +57,17 @@ export interface LinearAttrs {
  */
 export function runLinear(x: tf.Tensor2D, w: tf.Tensor2D | QuantizedWeight): tf.Tensor2D | null {
   if (!hasKernel(KvtLinear)) return null;
-  if (w instanceof tf.Tensor) return run<tf.Tensor2D>(KvtLinear, { x, w }, { format: 'fp32', inDim: w.shape[0], outDim: w.shape[1] });
-  const attrs: LinearAttrs = { format: w.format, inDim: w.inDim, outDim: w.outDim };
+  if (w instanceof tf.Tensor) return run<tf.Tensor2D>(KvtLinear, { x, w }, { format: 'fp32', inDim: w.shape[0], outDim: w.shape[1], rowGroup: 1 });
+  const attrs: LinearAttrs = { format: w.format, inDim: w.inDim, outDim: w.outDim, rowGroup: w.rowGroup };
   return run<tf.Tensor2D>(KvtLinear, { x, w: w.w }, attrs);
 }
 
-/** Rows `ids` `[n]` (int32) of a quantized table (rows `[vocab, dim]`) as float32 `[n, dim]`, by {@link KvtGatherRows}. */
+/**
+ * Rows `ids` `[n]` (int32) of a quantized table (rows `[vocab, dim]`, row group 1) as float32 `[n, dim]`, by
+ * {@link KvtGatherRows}.
+ */
 export function runGatherRows(table: QuantizedWeight, ids: tf.Tensor1D): tf.Tensor2D {
+  if (table.rowGroup !== 1) throw new Error(`runGatherRows: a table has row group 1 (this one has ${table.rowGroup})`);
   return run<tf.Tensor2D>(KvtGatherRows, { table: table.w, ids }, { format: table.format, dim: table.inDim });
 }
 
@@ -85,7 +106,7 @@ export interface LlamaBlockAttrs {
   readonly intermediateSize: number;
   readonly epsilon: number;
   readonly ropeStyle: 'interleaved' | 'half';
-  /** Formats of qkv, o, gateUp, down (default all 'fp32'). */
+  /** Formats of qkv, o, gateUp, down (default all 'fp32'); quantized ones in linear weights' row groups of four. */
   readonly formats?: readonly [WeightFormat, WeightFormat, WeightFormat, WeightFormat];
 }
 

@@ -24,6 +24,7 @@ export {
   runGatherRows,
   runLinear,
   runLlamaBlock,
+  quantizedWeight,
   runRmsNorm,
   type CacheAttendAttrs,
   type LinearAttrs,
@@ -31,4 +32,16 @@ export {
   type LlamaBlockInputs,
   type QuantizedWeight,
 } from './decode-kernels.js';
-export { BLOCK, QUANTIZED_FORMATS, blockBytes, bytesPerRow, formatCode, type QuantizedFormat, type WeightFormat } from './weight-formats.js';
+export {
+  BLOCK,
+  LINEAR_ROW_GROUP,
+  QUANTIZED_FORMATS,
+  blockBytes,
+  bytesPerRow,
+  formatCode,
+  groupRows,
+  rowPlacement,
+  type QuantizedFormat,
+  type RowGroup,
+  type WeightFormat,
+} from './weight-formats.js';

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { BLOCK, KvtGatherRows, KvtLinear, KvtRmsNorm, blockBytes, type LinearAttrs, type QuantizedFormat } from '@kvt/kernels';
+import { BLOCK, KvtGatherRows, KvtLinear, KvtRmsNorm, blockBytes, rowPlacement, type LinearAttrs, type QuantizedFormat, type RowGroup } from '@kvt/kernels';
 import { halfToFloat } from '@kvt/models';
 
 /** What tfjs-cpu's backend object exposes that these kernels use. */
@@ -33,17 +33,26 @@ function block(w: Uint8Array, at: number, format: QuantizedFormat, out: Float32A
 }
 
 /**
- * y[m, out] = x[m, in] · W for quantized rows W [out, in]: each block dequantized once, then dotted with every input
- * row (float32 throughout: the exact dequantize-then-multiply).
+ * y[m, out] = x[m, in] · W for quantized rows W [out, in] laid out by `rowGroup`: each block dequantized once, then
+ * dotted with every input row (float32 throughout: the exact dequantize-then-multiply).
  */
-export function linearQuantized(x: Float32Array, w: Uint8Array, y: Float32Array, m: number, inDim: number, out: number, format: QuantizedFormat): void {
+export function linearQuantized(
+  x: Float32Array,
+  w: Uint8Array,
+  y: Float32Array,
+  m: number,
+  inDim: number,
+  out: number,
+  format: QuantizedFormat,
+  rowGroup: RowGroup,
+): void {
   const nb = inDim / BLOCK;
-  const size = blockBytes(format);
   const vals = new Float32Array(BLOCK);
   y.fill(0);
   for (let o = 0; o < out; o++) {
+    const { start, step } = rowPlacement(format, inDim, out, rowGroup, o);
     for (let b = 0; b < nb; b++) {
-      block(w, (o * nb + b) * size, format, vals);
+      block(w, start + b * step, format, vals);
       for (let t = 0; t < m; t++) {
         const xo = t * inDim + b * BLOCK;
         let s = 0;
@@ -80,11 +89,11 @@ export function linearRows(x: Float32Array, w: Float32Array, y: Float32Array, m:
 function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const b = backend as unknown as CpuBackendInternals;
   const { x, w } = inputs as Record<string, tf.TensorInfo>;
-  const { format, inDim, outDim: out } = attrs as unknown as LinearAttrs;
+  const { format, inDim, outDim: out, rowGroup } = attrs as unknown as LinearAttrs;
   const m = x!.shape.reduce((p, q) => p * q, 1) / inDim;
   const y = new Float32Array(m * out);
   if (format === 'fp32') linearRows(values(b, x!), values(b, w!), y, m, inDim, out);
-  else linearQuantized(values(b, x!), bytesOf(b, w!), y, m, inDim, out, format);
+  else linearQuantized(values(b, x!), bytesOf(b, w!), y, m, inDim, out, format, rowGroup);
   return b.makeTensorInfo([m, out], 'float32', y);
 }
 

@@ -6,6 +6,7 @@ import {
   KvtLinear,
   KvtLlamaBlock,
   KvtRmsNorm,
+  LINEAR_ROW_GROUP,
   formatCode,
   type CacheAttendAttrs,
   type LinearAttrs,
@@ -27,17 +28,17 @@ function wasmStorage(storage: unknown): WasmStorage {
   return storage;
 }
 
-/** x [m, in] · W → [m, out]: W float32 [in, out], or quantized rows [out, in] (attrs.format). */
+/** x [m, in] · W → [m, out]: W float32 [in, out], or quantized rows [out, in] (attrs.format, attrs.rowGroup). */
 function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const { x, w } = inputs as Inputs;
-  const { format, inDim, outDim } = attrs as unknown as LinearAttrs;
+  const { format, inDim, outDim, rowGroup } = attrs as unknown as LinearAttrs;
   const heap = heapOf(backend);
   const m = x!.shape.reduce((a, b) => a * b, 1) / inDim;
   const out = heap.output([m, outDim]);
   if (format === 'fp32') heap.kernels.linear(heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0);
   else {
     const scratch = heap.scratch(WasmHeap.quantizedInputBytes(m, inDim));
-    heap.kernels.linear_q(formatCode(format), heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0, scratch);
+    heap.kernels.linear_q(formatCode(format, rowGroup), heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0, scratch);
   }
   return out;
 }
@@ -82,7 +83,7 @@ function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const quantized = WasmHeap.quantizedInputBytes(m, Math.max(d, H * hd, F)); // the quantized input of a linear
   const t = storage.tables(a.layer, at, floats * 4 + quantized + 16); // + the four weight formats
   const fmts = t.free + floats * 4 + quantized;
-  (a.formats ?? ['fp32', 'fp32', 'fp32', 'fp32']).forEach((f, k) => (heap.i32[fmts / 4 + k] = formatCode(f)));
+  (a.formats ?? ['fp32', 'fp32', 'fp32', 'fp32']).forEach((f, k) => (heap.i32[fmts / 4 + k] = formatCode(f, LINEAR_ROW_GROUP)));
   const out = heap.output([m, d]);
   const xAt = heap.offset(i.x!);
   const outAt = heap.offset(out);

@@ -131,6 +131,9 @@ void linear(const float* x, const float* w, float* y, int m, int in, int out, in
 // The input rows are quantized to int16 per block of 32 (scale s = max|x| / 32767, relative error ≤ 1.5e-5), so a
 // block's dot product is integer (i32x4.dot_i16x8_s: no overflow, |q·x| ≤ 127·32767·32 < 2³¹) times d·s in float.
 enum { FMT_F32 = 0, FMT_Q8_0 = 1, FMT_Q4_0 = 2 };
+// A quantized weight's format code may carry FMT_GROUP4: its rows are in groups of four whose blocks interleave
+// (block b of rows 4g…4g+3 side by side; the last out % 4 rows one after another), weight-formats.ts's RowGroup 4.
+enum { FMT_GROUP4 = 16, FMT_MASK = 15 };
 
 // fp16 → fp32, exact (subnormals included): the bits moved into place, scaled by 2^112 for the exponent bias.
 static inline float half_to_float(unsigned short h) {
@@ -166,61 +169,147 @@ static void quantize_i16(const float* x, int m, int in, short* xq, float* xs) {
     }
 }
 
-// A block's 32 weights as four i16x8 (values 0…7, 8…15, 16…23, 24…31) and its scale, for Q8_0 or Q4_0.
-#define LOAD_BLOCK(fmt, blk, w0, w1, w2, w3)                                                         \
-  do {                                                                                               \
-    if ((fmt) == FMT_Q8_0) {                                                                         \
-      const v128_t a_ = wasm_v128_load((blk) + 2), b_ = wasm_v128_load((blk) + 18);                  \
-      w0 = wasm_i16x8_extend_low_i8x16(a_);                                                          \
-      w1 = wasm_i16x8_extend_high_i8x16(a_);                                                         \
-      w2 = wasm_i16x8_extend_low_i8x16(b_);                                                          \
-      w3 = wasm_i16x8_extend_high_i8x16(b_);                                                         \
-    } else {                                                                                         \
-      const v128_t p_ = wasm_v128_load((blk) + 2), e_ = wasm_i8x16_splat(8);                         \
-      const v128_t lo_ = wasm_i8x16_sub(wasm_v128_and(p_, wasm_i8x16_splat(0x0f)), e_);              \
-      const v128_t hi_ = wasm_i8x16_sub(wasm_u8x16_shr(p_, 4), e_);                                  \
-      w0 = wasm_i16x8_extend_low_i8x16(lo_);                                                         \
-      w1 = wasm_i16x8_extend_high_i8x16(lo_);                                                        \
-      w2 = wasm_i16x8_extend_low_i8x16(hi_);                                                         \
-      w3 = wasm_i16x8_extend_high_i8x16(hi_);                                                        \
-    }                                                                                                \
-  } while (0)
+#define INLINE static inline __attribute__((always_inline))
 
-// Σ over a block of w·xq as an i32x4 (its lanes summed later), converted and scaled into the float accumulator.
-static inline v128_t add_block(v128_t acc, v128_t w0, v128_t w1, v128_t w2, v128_t w3, const short* xq, float scale) {
-  v128_t dot = wasm_i32x4_dot_i16x8(w0, wasm_v128_load(xq));
-  dot = wasm_i32x4_add(dot, wasm_i32x4_dot_i16x8(w1, wasm_v128_load(xq + 8)));
-  dot = wasm_i32x4_add(dot, wasm_i32x4_dot_i16x8(w2, wasm_v128_load(xq + 16)));
-  dot = wasm_i32x4_add(dot, wasm_i32x4_dot_i16x8(w3, wasm_v128_load(xq + 24)));
+// A block's 32 weights as four i16x8 (values 0…7, 8…15, 16…23, 24…31), for Q8_0 or Q4_0. Called with a constant
+// fmt, so each format gets its own loop without a branch.
+INLINE void load_block(int fmt, const unsigned char* blk, v128_t* w0, v128_t* w1, v128_t* w2, v128_t* w3) {
+  if (fmt == FMT_Q8_0) {
+    const v128_t a = wasm_v128_load(blk + 2), b = wasm_v128_load(blk + 18);
+    *w0 = wasm_i16x8_extend_low_i8x16(a);
+    *w1 = wasm_i16x8_extend_high_i8x16(a);
+    *w2 = wasm_i16x8_extend_low_i8x16(b);
+    *w3 = wasm_i16x8_extend_high_i8x16(b);
+  } else {
+    // Q4_0: byte i holds value i in its low nibble and value i + 16 in its high nibble, both offset by 8
+    const v128_t p = wasm_v128_load(blk + 2), eight = wasm_i8x16_splat(8);
+    const v128_t lo = wasm_i8x16_sub(wasm_v128_and(p, wasm_i8x16_splat(0x0f)), eight);
+    const v128_t hi = wasm_i8x16_sub(wasm_u8x16_shr(p, 4), eight);
+    *w0 = wasm_i16x8_extend_low_i8x16(lo);
+    *w1 = wasm_i16x8_extend_high_i8x16(lo);
+    *w2 = wasm_i16x8_extend_low_i8x16(hi);
+    *w3 = wasm_i16x8_extend_high_i8x16(hi);
+  }
+}
+
+INLINE float block_scale(const unsigned char* blk) {
+  return half_to_float((unsigned short)(blk[0] | (blk[1] << 8)));
+}
+
+// Σ over a block of w·x (x: the block's 32 int16 inputs as four i16x8), as an i32x4 whose lanes sum to it.
+INLINE v128_t block_dot(v128_t w0, v128_t w1, v128_t w2, v128_t w3, v128_t x0, v128_t x1, v128_t x2, v128_t x3) {
+  const v128_t d01 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(w0, x0), wasm_i32x4_dot_i16x8(w1, x1));
+  const v128_t d23 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(w2, x2), wasm_i32x4_dot_i16x8(w3, x3));
+  return wasm_i32x4_add(d01, d23);
+}
+
+// acc + dot · scale, in float (the block's integer dot product is exact).
+INLINE v128_t scaled(v128_t acc, v128_t dot, float scale) {
   return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot), wasm_f32x4_splat(scale)));
+}
+
+INLINE v128_t dot_block(int fmt, const unsigned char* blk, const short* xq) {
+  v128_t w0, w1, w2, w3;
+  load_block(fmt, blk, &w0, &w1, &w2, &w3);
+  return block_dot(w0, w1, w2, w3, wasm_v128_load(xq), wasm_v128_load(xq + 8), wasm_v128_load(xq + 16), wasm_v128_load(xq + 24));
 }
 
 static inline void store_out(float* y, float v, int accumulate) {
   *y = accumulate ? *y + v : v;
 }
 
-// y[t, o] (+)= Σ_in x[t, ·] · W[o, ·] for quantized rows W [out, in] (format fmt), x already quantized (xq, xs).
-// Each weight block is read and widened once and serves four input rows at a time (prefill, beams); a decode step
-// has one row.
-static void linear_quantized(int fmt, const short* xq, const float* xs, const unsigned char* w, float* y, int m, int in, int out,
+// Four fp16 scales (the first two bytes of blocks at r0…r3 + at) as an f32x4, exactly (subnormals, inf and NaN too).
+INLINE v128_t block_scales4(const unsigned char* r0, const unsigned char* r1, const unsigned char* r2, const unsigned char* r3, usize at) {
+  v128_t h = wasm_i32x4_splat(0);
+  h = wasm_v128_load16_lane(r0 + at, h, 0);
+  h = wasm_v128_load16_lane(r1 + at, h, 2);
+  h = wasm_v128_load16_lane(r2 + at, h, 4);
+  h = wasm_v128_load16_lane(r3 + at, h, 6);
+  const v128_t magnitude = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13);
+  const v128_t finite = wasm_f32x4_mul(magnitude, wasm_f32x4_splat(5.192296858534828e+33f)); // × 2^112
+  const v128_t special = wasm_i32x4_eq(wasm_v128_and(h, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
+  const v128_t f = wasm_v128_bitselect(wasm_v128_or(magnitude, wasm_i32x4_splat(0x7f800000)), finite, special);
+  return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+}
+
+// [Σ lanes of a, Σ b, Σ c, Σ d] of four i32x4.
+INLINE v128_t lane_sums4(v128_t a, v128_t b, v128_t c, v128_t d) {
+  const v128_t ab = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+  const v128_t cd = wasm_i32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+  return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+// Row o of a weight [out, in] of nb blocks per row: its first block, and the bytes from one block to the next.
+INLINE const unsigned char* row_start(const unsigned char* w, int o, int out, int nb, int bytes, int grouped, usize* step) {
+  const int full = grouped ? out & ~3 : 0;
+  if (o < full) {
+    *step = (usize)4 * bytes;
+    return w + (usize)(o & ~3) * nb * bytes + (usize)(o & 3) * bytes;
+  }
+  *step = bytes;
+  return w + (usize)o * nb * bytes;
+}
+
+// y[o] (+)= Σ_in x · W[o, ·] for one input row (a decode step). Grouped rows: four at a time, reading memory strictly
+// in order; each input block is loaded once for the four, their integer dot products are summed across lanes into
+// one i32x4 (a lane per row), and one convert, scale and add per block serves all four rows. Other rows one at a time.
+INLINE void matvec_quantized(int fmt, int grouped, const short* xq, const float* xs, const unsigned char* w, float* y, int in, int out,
                              int accumulate) {
   const int nb = in / 32, bytes = fmt == FMT_Q8_0 ? 34 : 18;
-  for (int o = 0; o < out; o++) {
+  const int full = grouped ? out & ~3 : 0;
+  for (int o = 0; o < full; o += 4) {
+    const unsigned char *r0 = w + (usize)o * nb * bytes, *r1 = r0 + bytes, *r2 = r1 + bytes, *r3 = r2 + bytes;
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < nb; b++) {
+      const short* q = xq + b * 32;
+      const v128_t x0 = wasm_v128_load(q), x1 = wasm_v128_load(q + 8), x2 = wasm_v128_load(q + 16), x3 = wasm_v128_load(q + 24);
+      const usize at = (usize)b * 4 * bytes;
+      v128_t w0, w1, w2, w3;
+      load_block(fmt, r0 + at, &w0, &w1, &w2, &w3);
+      const v128_t d0 = block_dot(w0, w1, w2, w3, x0, x1, x2, x3);
+      load_block(fmt, r1 + at, &w0, &w1, &w2, &w3);
+      const v128_t d1 = block_dot(w0, w1, w2, w3, x0, x1, x2, x3);
+      load_block(fmt, r2 + at, &w0, &w1, &w2, &w3);
+      const v128_t d2 = block_dot(w0, w1, w2, w3, x0, x1, x2, x3);
+      load_block(fmt, r3 + at, &w0, &w1, &w2, &w3);
+      const v128_t d3 = block_dot(w0, w1, w2, w3, x0, x1, x2, x3);
+      const v128_t scale = wasm_f32x4_mul(block_scales4(r0, r1, r2, r3, at), wasm_f32x4_splat(xs[b]));
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(lane_sums4(d0, d1, d2, d3)), scale));
+    }
+    if (accumulate) acc = wasm_f32x4_add(acc, wasm_v128_load(y + o));
+    wasm_v128_store(y + o, acc);
+  }
+  for (int o = full; o < out; o++) {
     const unsigned char* row = w + (usize)o * nb * bytes;
+    v128_t a = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < nb; b++) a = scaled(a, dot_block(fmt, row + (usize)b * bytes, xq + b * 32), block_scale(row + (usize)b * bytes) * xs[b]);
+    store_out(y + o, hsum(a), accumulate);
+  }
+}
+
+// y[t, o] (+)= Σ_in x[t, ·] · W[o, ·] for m input rows (prefill, beams): each weight block is read and widened once
+// and serves four input rows at a time.
+INLINE void matmul_quantized(int fmt, int grouped, const short* xq, const float* xs, const unsigned char* w, float* y, int m, int in,
+                             int out, int accumulate) {
+  const int nb = in / 32, bytes = fmt == FMT_Q8_0 ? 34 : 18;
+  for (int o = 0; o < out; o++) {
+    usize step;
+    const unsigned char* row = row_start(w, o, out, nb, bytes, grouped, &step);
     int t = 0;
     for (; t + 4 <= m; t += 4) {
       v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
       const short *q0 = xq + (usize)t * in, *q1 = q0 + in, *q2 = q1 + in, *q3 = q2 + in;
       const float *s0 = xs + (usize)t * nb, *s1 = s0 + nb, *s2 = s1 + nb, *s3 = s2 + nb;
       for (int b = 0; b < nb; b++) {
-        const unsigned char* blk = row + (usize)b * bytes;
-        const float d = half_to_float((unsigned short)(blk[0] | (blk[1] << 8)));
+        const unsigned char* blk = row + (usize)b * step;
+        const float d = block_scale(blk);
         v128_t w0, w1, w2, w3;
-        LOAD_BLOCK(fmt, blk, w0, w1, w2, w3);
-        a0 = add_block(a0, w0, w1, w2, w3, q0 + b * 32, d * s0[b]);
-        a1 = add_block(a1, w0, w1, w2, w3, q1 + b * 32, d * s1[b]);
-        a2 = add_block(a2, w0, w1, w2, w3, q2 + b * 32, d * s2[b]);
-        a3 = add_block(a3, w0, w1, w2, w3, q3 + b * 32, d * s3[b]);
+        load_block(fmt, blk, &w0, &w1, &w2, &w3);
+        const int k = b * 32;
+        a0 = scaled(a0, block_dot(w0, w1, w2, w3, wasm_v128_load(q0 + k), wasm_v128_load(q0 + k + 8), wasm_v128_load(q0 + k + 16), wasm_v128_load(q0 + k + 24)), d * s0[b]);
+        a1 = scaled(a1, block_dot(w0, w1, w2, w3, wasm_v128_load(q1 + k), wasm_v128_load(q1 + k + 8), wasm_v128_load(q1 + k + 16), wasm_v128_load(q1 + k + 24)), d * s1[b]);
+        a2 = scaled(a2, block_dot(w0, w1, w2, w3, wasm_v128_load(q2 + k), wasm_v128_load(q2 + k + 8), wasm_v128_load(q2 + k + 16), wasm_v128_load(q2 + k + 24)), d * s2[b]);
+        a3 = scaled(a3, block_dot(w0, w1, w2, w3, wasm_v128_load(q3 + k), wasm_v128_load(q3 + k + 8), wasm_v128_load(q3 + k + 16), wasm_v128_load(q3 + k + 24)), d * s3[b]);
       }
       store_out(y + (usize)t * out + o, hsum(a0), accumulate);
       store_out(y + (usize)(t + 1) * out + o, hsum(a1), accumulate);
@@ -231,15 +320,25 @@ static void linear_quantized(int fmt, const short* xq, const float* xs, const un
       v128_t a = wasm_f32x4_splat(0.0f);
       const short* q = xq + (usize)t * in;
       const float* sc = xs + (usize)t * nb;
-      for (int b = 0; b < nb; b++) {
-        const unsigned char* blk = row + (usize)b * bytes;
-        const float d = half_to_float((unsigned short)(blk[0] | (blk[1] << 8)));
-        v128_t w0, w1, w2, w3;
-        LOAD_BLOCK(fmt, blk, w0, w1, w2, w3);
-        a = add_block(a, w0, w1, w2, w3, q + b * 32, d * sc[b]);
-      }
+      for (int b = 0; b < nb; b++) a = scaled(a, dot_block(fmt, row + (usize)b * step, q + b * 32), block_scale(row + (usize)b * step) * sc[b]);
       store_out(y + (usize)t * out + o, hsum(a), accumulate);
     }
+  }
+}
+
+// y[t, o] (+)= Σ_in x[t, ·] · W[o, ·] for quantized rows W [out, in] (format code: FMT_Q8_0 or FMT_Q4_0, maybe with
+// FMT_GROUP4), x already quantized (xq, xs).
+// Each format gets its own specialized loops (fmt is a constant in each call below).
+static void linear_quantized(int code, const short* xq, const float* xs, const unsigned char* w, float* y, int m, int in, int out,
+                             int accumulate) {
+  const int fmt = code & FMT_MASK, grouped = (code & FMT_GROUP4) != 0;
+  if (m == 1) {
+    if (fmt == FMT_Q8_0) matvec_quantized(FMT_Q8_0, grouped, xq, xs, w, y, in, out, accumulate);
+    else matvec_quantized(FMT_Q4_0, grouped, xq, xs, w, y, in, out, accumulate);
+  } else if (fmt == FMT_Q8_0) {
+    matmul_quantized(FMT_Q8_0, grouped, xq, xs, w, y, m, in, out, accumulate);
+  } else {
+    matmul_quantized(FMT_Q4_0, grouped, xq, xs, w, y, m, in, out, accumulate);
   }
 }
 

@@ -17,6 +17,8 @@ import {
   QUANTIZED_FORMATS,
   createBackendKVCache,
   hasKernel,
+  LINEAR_ROW_GROUP,
+  quantizedWeight,
   runGatherRows,
   runLinear,
   runRmsNorm,
@@ -25,7 +27,6 @@ import {
   type KVCacheOptions,
   type KvtKernelName,
   type QuantizedFormat,
-  type QuantizedWeight,
 } from '@kvt/kernels';
 import { dequantizeRows, quantizeRows } from '../weights/quantize.js';
 import { ConcatKVCache } from '../kv-cache/concat-cache.js';
@@ -166,15 +167,14 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
       it(`${format} weights: KvtLinear equals dequantize-then-multiply over odd sizes and every block edge; KvtGatherRows the dequantized rows`, () => {
         const rng = createRng(15);
         // rows m: a tile of four and tails; in: one block, several, an odd count; out: odd counts
-        for (const [m, inDim, out] of [[1, 32, 1], [1, 64, 7], [3, 96, 5], [4, 32, 33], [5, 288, 30], [9, 160, 21], [1, 256, 101]]) {
+        for (const [m, inDim, out] of [[1, 32, 1], [1, 64, 7], [1, 64, 8], [3, 96, 5], [4, 32, 33], [5, 288, 30], [9, 160, 21], [1, 256, 101], [2, 128, 12]]) {
           const rows = Float32Array.from({ length: out! * inDim! }, () => (rng.next() * 2 - 1) * (rng.next() < 0.02 ? 8 : 1));
           const bytes = quantizeRows(rows, out!, inDim!, format);
-          const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
-          padded.set(bytes);
-          const w: QuantizedWeight = { w: tf.tensor1d(new Int32Array(padded.buffer), 'int32'), format, inDim: inDim!, outDim: out! };
+          // a table (rows one after another) and a linear weight (rows in interleaved groups of four)
+          const table = quantizedWeight(bytes, format, inDim!, out!, 1);
+          const linear = quantizedWeight(bytes, format, inDim!, out!, LINEAR_ROW_GROUP);
           const xs = Float32Array.from({ length: m! * inDim! }, () => rng.next() * 2 - 1);
           const x = tf.tensor2d(xs, [m!, inDim!]);
-          const got = runLinear(x, w)!;
           // the reference: the dequantized rows, multiplied in float64
           const deq = dequantizeRows(bytes, out!, inDim!, format);
           const want = new Float32Array(m! * out!);
@@ -184,15 +184,20 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
               for (let i = 0; i < inDim!; i++) sum += xs[t * inDim! + i]! * deq[r * inDim! + i]!;
               want[t * out! + r] = sum;
             }
-          expect(got.shape).toEqual([m, out]);
-          // float rounding of the backend, and the backend's own rounding of the input (int16 per block of 32 on wasm)
-          expect(relativeDiff(got.dataSync() as Float32Array, want), `${format} [${m}, ${inDim}]·[${inDim}, ${out}]`).toBeLessThanOrEqual(Math.max(o.tolerance, 1e-4));
+          for (const w of [table, linear]) {
+            const got = runLinear(x, w)!;
+            expect(got.shape).toEqual([m, out]);
+            // float rounding of the backend, and the backend's own rounding of the input (int16 per block of 32 on wasm)
+            const what = `${format} [${m}, ${inDim}]·[${inDim}, ${out}], row group ${w.rowGroup}`;
+            expect(relativeDiff(got.dataSync() as Float32Array, want), what).toBeLessThanOrEqual(Math.max(o.tolerance, 1e-4));
+            got.dispose();
+          }
           const ids = tf.tensor1d([out! - 1, 0, Math.floor(out! / 2)], 'int32');
-          const gathered = runGatherRows(w, ids).dataSync();
+          const gathered = runGatherRows(table, ids).dataSync();
           [out! - 1, 0, Math.floor(out! / 2)].forEach((r, k) =>
             expect(Array.from(gathered.subarray(k * inDim!, (k + 1) * inDim!)), `row ${r}`).toEqual(Array.from(deq.subarray(r * inDim!, (r + 1) * inDim!))),
           );
-          tf.dispose([w.w, x, got, ids]);
+          tf.dispose([table.w, linear.w, x, ids]);
         }
       });
     }
