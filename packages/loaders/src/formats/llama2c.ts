@@ -71,9 +71,10 @@ export function parseLlama2cCheckpoint(source: Uint8Array | RandomAccessFile, fi
   const params = new ParameterSet(file);
   const perLayer = (name: string, i: number, size: number) => floatsAt(blocks[name]! + 4 * i * size, size);
   // [out, in] → kvt's [in, out], transposed when the model takes it (one copy at a time, not all at once)
-  const linear = (name: string, i: number, out: number, inn: number): [number[], () => HostTensor] => [
+  const linear = (name: string, i: number, out: number, inn: number): [number[], () => HostTensor, () => HostTensor] => [
     [inn, out],
     () => transpose2d(hostTensor(perLayer(name, i, out * inn), [out, inn])),
+    () => hostTensor(perLayer(name, i, out * inn), [out, inn]), // as stored: rows [out, in]
   ];
   params.setLazy('embedding', [V, d], () => hostTensor(floatsAt(blocks.embedding!, V * d), [V, d]));
   for (let i = 0; i < L; i++) {
@@ -88,7 +89,10 @@ export function parseLlama2cCheckpoint(source: Uint8Array | RandomAccessFile, fi
     params.setLazy(`layers.${i}.up`, ...linear('w3', i, F, d));
   }
   params.setLazy('finalNorm', [d], () => hostTensor(floatsAt(blocks.rms_final!, d), [d]));
-  if (!shared) params.setLazy('output', [d, V], () => transpose2d(hostTensor(floatsAt(blocks.wcls!, V * d), [V, d])));
+  if (!shared) {
+    const wcls = () => hostTensor(floatsAt(blocks.wcls!, V * d), [V, d]);
+    params.setLazy('output', [d, V], () => transpose2d(wcls()), wcls);
+  }
   const config: LlamaConfig = {
     architecture: 'llama',
     vocabSize: V,

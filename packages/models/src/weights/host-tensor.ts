@@ -21,6 +21,13 @@ export function transpose2d(t: HostTensor): HostTensor {
   return { data: out, shape: [c, r] };
 }
 
+/** An entry read when taken: `make` builds it in kvt's layout, `makeTransposed` (where given) as the file stores it. */
+interface Lazy {
+  readonly shape: readonly number[];
+  readonly make: () => HostTensor;
+  readonly makeTransposed?: () => HostTensor;
+}
+
 /**
  * Named parameters in kvt's layout (Linear weights `[in, out]`), as a loader or a random initializer hands them to an
  * architecture. `take` checks the shape and says which file lacks what.
@@ -35,7 +42,7 @@ export function transpose2d(t: HostTensor): HostTensor {
 export class ParameterSet {
   // a tensor, or how to make it: lazy entries (a transpose, a conversion) are built when taken and not kept, so a
   // loader never holds every converted copy at once (peak memory ≈ the file + one tensor)
-  private readonly map = new Map<string, HostTensor | QuantizedHostTensor | { readonly shape: readonly number[]; readonly make: () => HostTensor }>();
+  private readonly map = new Map<string, HostTensor | QuantizedHostTensor | Lazy>();
   constructor(readonly source: string) {}
   set(name: string, t: HostTensor): this {
     this.map.set(name, t);
@@ -54,9 +61,12 @@ export class ParameterSet {
     const t = this.map.get(name);
     return t && 'format' in t ? t : undefined;
   }
-  /** An entry of `shape` built by `make` each time it is taken (and not kept). */
-  setLazy(name: string, shape: readonly number[], make: () => HostTensor): this {
-    this.map.set(name, { shape: [...shape], make });
+  /**
+   * An entry of `shape` built by `make` each time it is taken (and not kept). `makeTransposed`: where the file stores
+   * the transpose (a linear weight `[out, in]`), how to read it as stored, so {@link takeTransposed} copies nothing.
+   */
+  setLazy(name: string, shape: readonly number[], make: () => HostTensor, makeTransposed?: () => HostTensor): this {
+    this.map.set(name, { shape: [...shape], make, ...(makeTransposed ? { makeTransposed } : {}) });
     return this;
   }
   has(name: string): boolean {
@@ -79,6 +89,17 @@ export class ParameterSet {
     const t = this.map.get(name);
     if (!t) throw new ModelFormatError(this.source, `missing tensor ${name}`);
     return 'format' in t ? dequantize(t) : 'make' in t ? t.make() : t;
+  }
+  /**
+   * The transpose of a 2-D entry of `shape` (a linear weight `[in, out]` as rows `[out, in]`): read as the file
+   * stores it where it can be, else transposed.
+   */
+  takeTransposed(name: string, shape: readonly [number, number]): HostTensor {
+    const t = this.map.get(name);
+    if (!t || !('makeTransposed' in t) || !t.makeTransposed) return transpose2d(this.take(name, shape));
+    if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1])
+      throw new ShapeMismatchError(`${this.source}: ${name}`, shape, t.shape, 'the weights disagree with the config');
+    return t.makeTransposed();
   }
   optional(name: string, shape: readonly number[]): HostTensor | undefined {
     return this.map.has(name) ? this.take(name, shape) : undefined;

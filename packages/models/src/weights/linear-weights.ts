@@ -83,10 +83,7 @@ export class LinearWeights {
   private rows(name: string, inDim: number, outDim: number, format: QuantizedFormat): Uint8Array {
     const q = this.p.quantized(name);
     if (q && q.format === format && q.transposed && q.rows === outDim && q.cols === inDim) return q.bytes;
-    const w = this.p.take(name, [inDim, outDim]).data; // [in, out]
-    const t = new Float32Array(inDim * outDim);
-    for (let i = 0; i < inDim; i++) for (let o = 0; o < outDim; o++) t[o * inDim + i] = w[i * outDim + o]!;
-    return quantizeRows(t, outDim, inDim, format);
+    return quantizeRows(this.p.takeTransposed(name, [inDim, outDim]).data, outDim, inDim, format);
   }
 
   private upload(bytes: Uint8Array, format: QuantizedFormat, inDim: number, outDim: number, rowGroup: RowGroup): QuantizedWeight {
