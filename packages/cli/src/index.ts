@@ -1,5 +1,5 @@
 /**
- * The `kvt` command line: `kvt generate`, `kvt translate`, `kvt bench`.
+ * The `kvt` command line: `kvt generate`, `kvt translate`, `kvt evaluate`, `kvt quantize`, `kvt bench`.
  *
  * @example
  * ```sh
@@ -15,6 +15,7 @@ import { GENERATION_OPTIONS, InvalidOptionError, KvtError, UnsupportedError } fr
 import { runGenerate } from './commands/generate.js';
 import { runTranslate } from './commands/translate.js';
 import { defaultTestSet, runEvaluate } from './commands/evaluate.js';
+import { runQuantize } from './commands/quantize.js';
 import { collect, count, flagOf, float, int } from './options.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -86,6 +87,15 @@ export function createProgram(): Command {
     .addOption(weightsOption())
     .option('--json', 'print one JSON object')
     .action((o) => runEvaluate(o));
+  program
+    .command('quantize')
+    .description('write a model with quantized weights: a llama2.c or GGUF Llama → GGUF; a Hugging Face folder → a folder (quantized safetensors)')
+    .argument('<in>', 'model file or folder')
+    .argument('<out>', 'GGUF file, or folder for a Hugging Face model')
+    .addOption(new Option('--weights <format>', 'matrix format').choices(['fp32', 'q8_0', 'q4_0']).makeOptionMandatory())
+    .option('--tokenizer <path>', 'llama2.c tokenizer to embed (default: a tok*.bin beside the model)')
+    .option('--json', 'print one JSON object')
+    .action((input: string, output: string, o) => runQuantize(input, output, o));
   program
     .command('bench')
     .description('run the benchmark harness (apps/bench); pass its flags after --')

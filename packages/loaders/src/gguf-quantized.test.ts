@@ -31,7 +31,7 @@ function fromHalf(h: number): number {
   return h & 0x8000 ? -v : v;
 }
 
-type Kind = 'F16' | 'Q8_0';
+type Kind = 'F16' | 'Q8_0' | 'Q4_0';
 /** Encodes values (row-major, rows of `cols`) and returns the bytes and what they decode to. */
 function encode(data: Float32Array, kind: Kind): { bytes: Uint8Array; decoded: Float32Array } {
   const decoded = new Float32Array(data.length);
@@ -46,6 +46,23 @@ function encode(data: Float32Array, kind: Kind): { bytes: Uint8Array; decoded: F
     return { bytes, decoded };
   }
   const blocks = data.length / 32;
+  if (kind === 'Q4_0') {
+    // llama.cpp's quantize_row_q4_0_ref: d = (value of largest magnitude) / −8, q = min(15, (int)(x / d + 8.5))
+    const bytes = new Uint8Array(blocks * 18);
+    const v = new DataView(bytes.buffer);
+    for (let b = 0; b < blocks; b++) {
+      let max = 0;
+      for (let i = 0; i < 32; i++) if (Math.abs(data[b * 32 + i]!) > Math.abs(max)) max = data[b * 32 + i]!;
+      const d = Math.fround(max / -8);
+      const id = d ? Math.fround(1 / d) : 0;
+      const h = toHalf(d);
+      v.setUint16(b * 18, h, true);
+      const q = Array.from({ length: 32 }, (_, i) => Math.min(15, Math.trunc(Math.fround(Math.fround(data[b * 32 + i]! * id) + 8.5))));
+      for (let j = 0; j < 16; j++) bytes[b * 18 + 2 + j] = q[j]! | (q[j + 16]! << 4);
+      q.forEach((x, i) => (decoded[b * 32 + i] = (x - 8) * fromHalf(h)));
+    }
+    return { bytes, decoded };
+  }
   const bytes = new Uint8Array(blocks * 34);
   const v = new DataView(bytes.buffer);
   for (let b = 0; b < blocks; b++) {
@@ -63,8 +80,8 @@ function encode(data: Float32Array, kind: Kind): { bytes: Uint8Array; decoded: F
   return { bytes, decoded };
 }
 
-/** A minimal GGUF v3 writer: string/u32/f32 metadata, tensors F32 (type 0), F16 (1), Q8_0 (8). */
-function writeGguf(meta: [string, 'u32' | 'fp32' | 'str', number | string][], tensors: { name: string; dims: number[]; type: number; bytes: Uint8Array }[]): Uint8Array {
+/** A minimal GGUF v3 writer: string/u32/f32 metadata, tensors F32 (type 0), F16 (1), Q4_0 (2), Q8_0 (8). */
+function writeGguf(meta: [string, 'u32' | 'f32' | 'str', number | string][], tensors: { name: string; dims: number[]; type: number; bytes: Uint8Array }[]): Uint8Array {
   const parts: number[] = [];
   const u8 = (x: number) => parts.push(x & 0xff);
   const u32w = (x: number) => [0, 8, 16, 24].forEach((s) => u8(x >>> s));
@@ -81,7 +98,7 @@ function writeGguf(meta: [string, 'u32' | 'fp32' | 'str', number | string][], te
   for (const [k, t, v] of meta) {
     str(k);
     if (t === 'u32') (u32w(4), u32w(v as number));
-    else if (t === 'fp32') {
+    else if (t === 'f32') {
       u32w(6);
       f32[0] = v as number;
       u32w(u32[0]!);
@@ -107,13 +124,13 @@ function writeGguf(meta: [string, 'u32' | 'fp32' | 'str', number | string][], te
   return out;
 }
 
-describe('GGUF with F16 and Q8_0 tensors', () => {
+describe('GGUF with F16, Q8_0 and Q4_0 tensors', () => {
   beforeAll(async () => {
     tf.env().set('IS_TEST', true);
     await tf.setBackend('cpu');
   });
 
-  for (const kind of ['F16', 'Q8_0'] as const) {
+  for (const kind of ['F16', 'Q8_0', 'Q4_0'] as const) {
     it(`loads ${kind} weights and generates like the same ${kind === 'F16' ? 'rounded' : 'dequantized'} weights in memory`, async () => {
       const c: LlamaConfig = { architecture: 'llama', vocabSize: 64, hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 64, normEpsilon: 1e-5, specialTokens: { bos: 1, eos: [2] } };
       const p = randomLlamaParameters(c, 9, { tied: false });
@@ -124,7 +141,7 @@ describe('GGUF with F16 and Q8_0 tensors', () => {
         const t = p.get(kvt);
         const stored: HostTensor = linear ? transpose2d(t) : t; // [out, in]
         const enc = quantize ? encode(stored.data, kind) : { bytes: new Uint8Array(stored.data.slice().buffer), decoded: stored.data };
-        tensors.push({ name: gguf, dims: [...stored.shape].reverse(), type: quantize ? (kind === 'F16' ? 1 : 8) : 0, bytes: enc.bytes });
+        tensors.push({ name: gguf, dims: [...stored.shape].reverse(), type: quantize ? { F16: 1, Q4_0: 2, Q8_0: 8 }[kind] : 0, bytes: enc.bytes });
         const back: HostTensor = { data: enc.decoded, shape: stored.shape };
         memory.set(kvt, linear ? transpose2d(back) : back);
       };
@@ -146,7 +163,7 @@ describe('GGUF with F16 and Q8_0 tensors', () => {
           ['llama.attention.head_count', 'u32', 4],
           ['llama.attention.head_count_kv', 'u32', 2],
           ['llama.context_length', 'u32', 64],
-          ['llama.attention.layer_norm_rms_epsilon', 'fp32', 1e-5],
+          ['llama.attention.layer_norm_rms_epsilon', 'f32', 1e-5],
           ['tokenizer.ggml.bos_token_id', 'u32', 1],
           ['tokenizer.ggml.eos_token_id', 'u32', 2],
         ],

@@ -9,9 +9,10 @@ export { loadModel, detectFormat, type LoadedModel, type LoadModelOptions, type 
 export { openModelFiles, type ModelFiles, type ModelSource, type LoadProgress, type ProgressCallback } from './bytes/sources.js';
 export { MODEL_CACHE, cachedModelFiles, clearModelCache, listCachedModelFiles, type CachedFile } from './bytes/browser-cache.js';
 export { parseLlama2cCheckpoint, type ParsedCheckpoint } from './formats/llama2c.js';
+export { llamaToGguf, writeGguf, type GgufEntry, type GgufTensorOut } from './formats/gguf-writer.js';
 export { parseGguf, readGgufTensor, llamaFromGguf, tokenizerFromGguf, type GgufFile, type GgufTensorInfo, type GgufValue } from './formats/gguf.js';
-export { parseSafetensors, readSafetensor, writeSafetensors, type SafetensorsFile, type SafetensorsEntry } from './formats/safetensors.js';
-export { fromHuggingFace, generationDefaults, HF_GENERATION_KEYS, SUPPORTED_MODEL_TYPES, type HfArchitecture, type TensorLookup } from './formats/hugging-face.js';
+export { parseSafetensors, readQuantizedSafetensor, readSafetensor, writeSafetensors, type SafetensorsFile, type SafetensorsEntry } from './formats/safetensors.js';
+export { fromHuggingFace, generationDefaults, HF_GENERATION_KEYS, SUPPORTED_MODEL_TYPES, type HfArchitecture, type QuantizedLookup, type TensorLookup } from './formats/hugging-face.js';
 export { parseCTranslate2 } from './formats/ctranslate2.js';
 export { ScoreBpeTokenizer, type ScoreBpeOptions } from './tokenizers/score-bpe.js';
 export { parseLlama2cTokenizer } from './tokenizers/llama2c-tokenizer.js';

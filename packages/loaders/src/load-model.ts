@@ -9,7 +9,7 @@ import {
   type GenerationOptions,
   type Tokenizer,
 } from '@kvt/core';
-import { EncoderDecoderTransformer, Gpt2Model, LlamaModel, type HostTensor } from '@kvt/models';
+import { EncoderDecoderTransformer, Gpt2Model, LlamaModel, type HostTensor, type QuantizedHostTensor } from '@kvt/models';
 import type { WeightFormat } from '@kvt/kernels';
 import { decodeUtf8 } from './bytes/binary-reader.js';
 import { cacheNameOf, cachedModelFiles } from './bytes/browser-cache.js';
@@ -18,7 +18,7 @@ import { parseCTranslate2 } from './formats/ctranslate2.js';
 import { llamaFromGguf, parseGguf, tokenizerFromGguf } from './formats/gguf.js';
 import { fromHuggingFace, generationDefaults, hfKeyOf } from './formats/hugging-face.js';
 import { parseLlama2cCheckpoint } from './formats/llama2c.js';
-import { parseSafetensors, readSafetensor, type SafetensorsFile } from './formats/safetensors.js';
+import { parseSafetensors, readQuantizedSafetensor, readSafetensor, type SafetensorsFile } from './formats/safetensors.js';
 import { hfTokenizer } from './tokenizers/hf-tokenizer.js';
 import { marianTokenizer } from './tokenizers/marian-tokenizer.js';
 import { parseLlama2cTokenizer } from './tokenizers/llama2c-tokenizer.js';
@@ -307,6 +307,7 @@ async function loadHuggingFace(
     ? parseJson(await files.read('model.safetensors.index.json', onProgress), 'model.safetensors.index.json')
     : undefined;
   let lookup: (name: string) => HostTensor | undefined;
+  let quantized: (name: string) => QuantizedHostTensor | undefined;
   if (index) {
     const map = index.weight_map;
     if (typeof map !== 'object' || map === null) throw new ModelFormatError('model.safetensors.index.json', 'weight_map is missing');
@@ -321,17 +322,23 @@ async function loadHuggingFace(
       const st = shard ? shards.get(shard) : undefined;
       return st && st.entries.has(name) ? readSafetensor(st, name) : undefined;
     };
+    quantized = (name) => {
+      const shard = weightMap[name];
+      const st = shard ? shards.get(shard) : undefined;
+      return st ? readQuantizedSafetensor(st, name) : undefined;
+    };
   } else {
     if (!(await files.exists('model.safetensors')))
       throw new InvalidInputError(`${files.name}: no model.safetensors (or model.safetensors.index.json); kvt reads safetensors weights.`);
     const st = parseSafetensors(await files.read('model.safetensors', onProgress), 'model.safetensors');
     shards.set('model.safetensors', st);
     lookup = (name) => (st.entries.has(name) ? readSafetensor(st, name) : undefined);
+    quantized = (name) => readQuantizedSafetensor(st, name);
   }
   // generation settings: generation_config.json, else the generation keys of an older config.json
   const generationFile = (await files.exists('generation_config.json')) ? 'generation_config.json' : 'config.json';
   const generation = generationFile === 'config.json' ? config : parseJson(await files.read(generationFile, onProgress), generationFile);
-  const arch = fromHuggingFace(config, lookup, 'config.json', generationFile === 'config.json' ? undefined : generation);
+  const arch = fromHuggingFace(config, lookup, 'config.json', generationFile === 'config.json' ? undefined : generation, quantized);
   const defaults = generationDefaults(generation);
   const vocabSize = arch.kind === 'encoder-decoder' ? arch.config.targetVocabSize : arch.config.vocabSize;
   const tokenizer = await findHuggingFaceTokenizer(tokenizerFiles ?? files, tokenizerFiles?.primary, vocabSize, onProgress);

@@ -7,11 +7,21 @@ import {
   type Gpt2Config,
   type HostTensor,
   type LlamaConfig,
+  type QuantizedHostTensor,
 } from '@kvt/models';
 import type { ParsedCheckpoint } from './llama2c.js';
 
 /** Reads a tensor by its Hugging Face name (across shards), or undefined when absent. */
 export type TensorLookup = (name: string) => HostTensor | undefined;
+
+/** A tensor stored quantized (rows `[out, in]` as the file holds them), by its Hugging Face name; else undefined. */
+export type QuantizedLookup = (name: string) => QuantizedHostTensor | undefined;
+
+/** Sets a parameter that may be stored quantized. */
+function put(p: ParameterSet, name: string, t: HostTensor | QuantizedHostTensor): void {
+  if ('format' in t) p.setQuantized(name, t);
+  else p.set(name, t);
+}
 
 export type HfArchitecture =
   | ({ kind: 'llama' } & ParsedCheckpoint<LlamaConfig>)
@@ -61,7 +71,13 @@ function optionalId<K extends string>(c: Json, key: string, field: K, file = 'co
  * const arch = fromHuggingFace(config, (name) => tensors.get(name), 'config.json');
  * ```
  */
-export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'config.json', generation?: Json): HfArchitecture {
+export function fromHuggingFace(
+  config: Json,
+  tensor: TensorLookup,
+  file = 'config.json',
+  generation?: Json,
+  quantized: QuantizedLookup = () => undefined,
+): HfArchitecture {
   const type = config.model_type;
   const need = (name: string): HostTensor => {
     const t = tensor(name);
@@ -72,7 +88,13 @@ export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'conf
   const noExtraLayer = (key: string, layers: number, probe: string) => {
     if (tensor(probe)) throw new ModelFormatError(file, `${key} is ${layers}, but the weights hold a layer ${layers} (${probe}); fix ${key}`);
   };
-  const lin = (name: string) => transpose2d(need(name));
+  // a linear weight [out, in] → kvt's [in, out]; stored quantized, it stays as stored (rows [out, in])
+  const lin = (name: string): HostTensor | QuantizedHostTensor => {
+    const q = quantized(name);
+    return q ? { ...q, transposed: true } : transpose2d(need(name));
+  };
+  /** An embedding table, quantized as stored or float32. */
+  const table = (name: string): HostTensor | QuantizedHostTensor => quantized(name) ?? need(name);
   switch (type) {
     case 'llama': {
       const d = int(config, 'hidden_size', file);
@@ -95,18 +117,18 @@ export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'conf
         specialTokens: { ...optionalId(config, 'bos_token_id', 'bos'), eos: ids(config, 'eos_token_id'), ...optionalId(config, 'pad_token_id', 'pad') },
       };
       const p = new ParameterSet(file);
-      p.set('embedding', need('model.embed_tokens.weight'));
+      put(p, 'embedding', table('model.embed_tokens.weight'));
       for (let i = 0; i < L; i++) {
         const pre = `model.layers.${i}`;
         p.set(`layers.${i}.attentionNorm`, need(`${pre}.input_layernorm.weight`));
         for (const [k, n] of [['q', 'q_proj'], ['k', 'k_proj'], ['v', 'v_proj'], ['o', 'o_proj']])
-          p.set(`layers.${i}.${k}`, lin(`${pre}.self_attn.${n}.weight`));
+          put(p, `layers.${i}.${k}`, lin(`${pre}.self_attn.${n}.weight`));
         p.set(`layers.${i}.ffnNorm`, need(`${pre}.post_attention_layernorm.weight`));
         for (const [k, n] of [['gate', 'gate_proj'], ['up', 'up_proj'], ['down', 'down_proj']])
-          p.set(`layers.${i}.${k}`, lin(`${pre}.mlp.${n}.weight`));
+          put(p, `layers.${i}.${k}`, lin(`${pre}.mlp.${n}.weight`));
       }
       p.set('finalNorm', need('model.norm.weight'));
-      if (config.tie_word_embeddings !== true && tensor('lm_head.weight')) p.set('output', lin('lm_head.weight'));
+      if (config.tie_word_embeddings !== true && tensor('lm_head.weight')) put(p, 'output', lin('lm_head.weight'));
       return { kind: 'llama', config: cfg, params: p };
     }
     case 'gpt2': {
@@ -150,7 +172,7 @@ export function fromHuggingFace(config: Json, tensor: TensorLookup, file = 'conf
     case 'mbart':
       for (const side of ['encoder', 'decoder'] as const)
         noExtraLayer(`${side}_layers`, int(config, `${side}_layers`, file), `model.${side}.layers.${int(config, `${side}_layers`, file)}.fc1.weight`);
-      return encoderDecoderFromHf(type, config, tensor, need, file, generation);
+      return encoderDecoderFromHf(type, config, tensor, need, lin, quantized, file, generation);
     default:
       throw new UnsupportedError(
         `${file}: model_type ${JSON.stringify(type)}; kvt loads ${SUPPORTED_MODEL_TYPES.join(', ')} Hugging Face models.`,
@@ -172,6 +194,8 @@ function encoderDecoderFromHf(
   c: Json,
   tensor: TensorLookup,
   need: (n: string) => HostTensor,
+  lin: (n: string) => HostTensor | QuantizedHostTensor,
+  quantized: QuantizedLookup,
   file: string,
   generation: Json | undefined,
 ): HfArchitecture {
@@ -213,14 +237,17 @@ function encoderDecoderFromHf(
   };
   const p = new ParameterSet(file);
   const shared = tensor('model.shared.weight');
-  const srcEmb = tensor('model.encoder.embed_tokens.weight') ?? shared;
-  const tgtEmb = tensor('model.decoder.embed_tokens.weight') ?? shared;
+  const srcName = tensor('model.encoder.embed_tokens.weight') ? 'model.encoder.embed_tokens.weight' : 'model.shared.weight';
+  const tgtName = tensor('model.decoder.embed_tokens.weight') ? 'model.decoder.embed_tokens.weight' : 'model.shared.weight';
+  const srcEmb = tensor(srcName);
+  const tgtEmb = tensor(tgtName);
   if (!srcEmb || !tgtEmb) throw new ModelFormatError(file, 'tensor model.shared.weight (or model.encoder/decoder.embed_tokens.weight) is missing');
-  p.set('sourceEmbedding', srcEmb);
-  const sameTable = srcEmb === tgtEmb || (V === targetV && shared !== undefined && c.share_encoder_decoder_embeddings !== false);
-  if (!sameTable) p.set('targetEmbedding', tgtEmb);
+  // an embedding stored quantized stays so (the tied output projection multiplies its rows)
+  put(p, 'sourceEmbedding', quantized(srcName) ?? srcEmb);
+  const sameTable = srcName === tgtName || (V === targetV && shared !== undefined && c.share_encoder_decoder_embeddings !== false);
+  if (!sameTable) put(p, 'targetEmbedding', quantized(tgtName) ?? tgtEmb);
   const tied = c.tie_word_embeddings !== false;
-  if (!tied) p.set('output', transpose2d(need('lm_head.weight')));
+  if (!tied) put(p, 'output', lin('lm_head.weight'));
   const bias = tensor('final_logits_bias');
   if (bias) p.set('outputBias', hostTensor(bias.data, [bias.data.length]));
   for (const side of ['encoder', 'decoder'] as const) {
@@ -235,7 +262,7 @@ function encoderDecoderFromHf(
       const t = `${side}.layers.${i}`;
       const attn = (hf: string, kvt: string) => {
         for (const [k, m] of [['q', 'q_proj'], ['k', 'k_proj'], ['v', 'v_proj'], ['o', 'out_proj']]) {
-          p.set(`${t}.${kvt}.${k}`, transpose2d(need(`${pre}.${hf}.${m}.weight`)));
+          put(p, `${t}.${kvt}.${k}`, lin(`${pre}.${hf}.${m}.weight`));
           const b = tensor(`${pre}.${hf}.${m}.bias`);
           if (b) p.set(`${t}.${kvt}.${k}.bias`, b);
         }
@@ -245,7 +272,7 @@ function encoderDecoderFromHf(
       attn('self_attn', 'selfAttention');
       if (side === 'decoder') attn('encoder_attn', 'crossAttention');
       for (const [k, m] of [['up', 'fc1'], ['down', 'fc2']]) {
-        p.set(`${t}.ffn.${k}`, transpose2d(need(`${pre}.${m}.weight`)));
+        put(p, `${t}.ffn.${k}`, lin(`${pre}.${m}.weight`));
         const b = tensor(`${pre}.${m}.bias`);
         if (b) p.set(`${t}.ffn.${k}.bias`, b);
       }

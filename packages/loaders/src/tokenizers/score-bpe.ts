@@ -52,6 +52,31 @@ export class ScoreBpeTokenizer implements Tokenizer {
     return this.o.pieces.length;
   }
 
+  /**
+   * The vocabulary as SentencePiece (and GGUF's `tokenizer.ggml.*`) writes it: pieces with spaces as ▁, scores,
+   * the special ids and the encoding settings.
+   *
+   * @example
+   * ```ts
+   * parseLlama2cTokenizer(bytes, 'tok512.bin', 512).describe().pieces[403]; // '▁Once'
+   * ```
+   */
+  describe(): Required<Pick<ScoreBpeOptions, 'pieces' | 'scores' | 'specialIds' | 'addBos' | 'addPrefixSpace'>> &
+    Pick<ScoreBpeOptions, 'bos' | 'eos' | 'unk' | 'byteFallbackStart'> {
+    const o = this.o;
+    return {
+      pieces: o.spaceSymbol === ' ' ? o.pieces.map((p) => p.replaceAll(' ', '\u2581')) : o.pieces,
+      scores: o.scores,
+      specialIds: [...this.special],
+      addBos: o.addBos ?? true,
+      addPrefixSpace: o.addPrefixSpace ?? true,
+      ...(o.bos !== undefined ? { bos: o.bos } : {}),
+      ...(o.eos !== undefined ? { eos: o.eos } : {}),
+      ...(o.unk !== undefined ? { unk: o.unk } : {}),
+      ...(o.byteFallbackStart !== undefined ? { byteFallbackStart: o.byteFallbackStart } : {}),
+    };
+  }
+
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[] {
     const o = this.o;
     const ids: number[] = [];

@@ -28,6 +28,7 @@ import { bruteForceBeamSearch } from '@kvt/core/testing';
 import { QUANTIZED_FORMATS, supportsWeightFormat } from '@kvt/kernels';
 import { LlamaModel, type LlamaConfig } from '../architectures/llama.js';
 import { randomLlamaParameters } from '../weights/random.js';
+import { dequantizedLlamaParameters } from './dequantized.js';
 import { tinyDecoderOnlyModels, tinyEncoderDecoderModels } from './tiny-models.js';
 
 export interface ConformanceOptions {
@@ -257,6 +258,34 @@ export function describeCacheConformance(o: ConformanceOptions): void {
           model.dispose();
         }
       }
+    });
+
+    it('quantized weights: logits (prefill and 6 cached steps) equal the same model built from the dequantized weights in float32', async () => {
+      // every linear weight quantized (rows of 64 and 96 values), a vocabulary of 61 rows (a tail after the row groups
+      // of four), tied (the embedding table is the output projection) and untied
+      const config: LlamaConfig = {
+        architecture: 'llama', vocabSize: 61, hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2,
+        maxPositions: 160, specialTokens: { bos: 1, eos: [2], pad: 0 },
+      };
+      for (const format of QUANTIZED_FORMATS.filter((f) => supportsWeightFormat(f, o.backend)))
+        for (const tied of [true, false]) {
+          const quantized = LlamaModel.fromParameters(config, randomLlamaParameters(config, 33, { tied }), { weights: format });
+          const reference = LlamaModel.fromParameters(config, dequantizedLlamaParameters(randomLlamaParameters(config, 33, { tied }), config, format));
+          try {
+            const seqs = PROMPTS.map((p) => [...p]);
+            const caches = [quantized, reference].map((m) => m.createCache({ batchSize: 3, kind: o.cache }));
+            for (let step = 0; step < 7; step++) {
+              const input = step === 0 ? seqs : seqs.map((q) => [q[q.length - 1]!]);
+              const [got, want] = [await quantized.forward(input, caches[0]!), await reference.forward(input, caches[1]!)];
+              seqs.forEach((_, b) => expectClose(lastRow(got, b), lastRow(want, b), `${format} tied ${tied} step ${step} row ${b}`, 1e-3));
+              seqs.forEach((q, b) => q.push(argmax(lastRow(want, b))));
+            }
+            caches.forEach((c) => c.dispose());
+          } finally {
+            quantized.dispose();
+            reference.dispose();
+          }
+        }
     });
 
     it('decoder-only beam search (4 beams, 12 steps, tiny vocab) equals a brute-force uncached search', async () => {

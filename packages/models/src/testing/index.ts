@@ -2,3 +2,4 @@
 export { describeCacheConformance, expectClose, type ConformanceOptions } from './conformance.js';
 export { tinyDecoderOnlyModels, tinyEncoderDecoderModels, type TinyDecoderOnly, type TinyEncoderDecoder } from './tiny-models.js';
 export { describeKernelConformance, type KernelConformanceOptions } from './kernel-conformance.js';
+export { dequantizedLlamaParameters } from './dequantized.js';

@@ -56,9 +56,9 @@ export function halfToFloat(h: number): number {
 }
 
 /**
- * Quantizes a row-major matrix `[rows, cols]` (cols a multiple of 32) as llama.cpp does: Q8_0 blocks take
- * d = max|x| / 127, q = round(x / d); Q4_0 blocks take the value of largest magnitude m, d = m / −8,
- * q = min(15, round(x / d + 8)).
+ * Quantizes a row-major matrix `[rows, cols]` (cols a multiple of 32) as llama.cpp's reference quantizers do, in
+ * float32 arithmetic: Q8_0 blocks take d = max|x| / 127, q = roundf(x · (1/d)); Q4_0 blocks take the value of largest
+ * magnitude m, d = m / −8, q = min(15, (int)(x · (1/d) + 8.5)).
  *
  * @example
  * ```ts
@@ -76,19 +76,20 @@ export function quantizeRows(data: Float32Array, rows: number, cols: number, for
     if (format === 'q8_0') {
       let amax = 0;
       for (let k = 0; k < BLOCK; k++) amax = Math.max(amax, Math.abs(data[i + k]!));
-      const d = amax / 127;
-      const inv = d ? 1 / d : 0;
+      const d = Math.fround(amax / 127);
+      const inv = d ? Math.fround(1 / d) : 0;
       view.setUint16(at, floatToHalf(d), true);
-      for (let k = 0; k < BLOCK; k++) view.setInt8(at + 2 + k, roundHalfAway(data[i + k]! * inv));
+      for (let k = 0; k < BLOCK; k++) view.setInt8(at + 2 + k, roundHalfAway(Math.fround(data[i + k]! * inv)));
     } else {
       let max = 0;
       for (let k = 0; k < BLOCK; k++) if (Math.abs(data[i + k]!) > Math.abs(max)) max = data[i + k]!;
-      const d = max / -8;
-      const inv = d ? 1 / d : 0;
+      const d = Math.fround(max / -8);
+      const inv = d ? Math.fround(1 / d) : 0;
       view.setUint16(at, floatToHalf(d), true);
+      const q = (x: number) => Math.min(15, Math.trunc(Math.fround(Math.fround(x * inv) + 8.5)));
       for (let k = 0; k < 16; k++) {
-        const lo = Math.min(15, Math.trunc(data[i + k]! * inv + 8.5));
-        const hi = Math.min(15, Math.trunc(data[i + 16 + k]! * inv + 8.5));
+        const lo = q(data[i + k]!);
+        const hi = q(data[i + 16 + k]!);
         out[at + 2 + k] = lo | (hi << 4);
       }
     }
