@@ -4,10 +4,11 @@ import { dirname, join } from 'node:path';
 import { defineConfig, type Plugin } from 'vite';
 
 const require = createRequire(import.meta.url);
-// Static files the page needs that live in packages: the default model. (The .wasm files of @kvt/backend-wasm are
+// Static files the page needs that live in packages: the default model (fp16 and q8_0). (The .wasm files of @kvt/backend-wasm are
 // found by the package itself: Vite emits them as assets.)
 const mounts: Record<string, string> = {
   '/models/en-es/': join(dirname(require.resolve('@kvt/model-en-es/package.json')), 'model'),
+  '/models/en-es-q8_0/': join(dirname(require.resolve('@kvt/model-en-es/package.json')), 'model-q8_0'),
 };
 
 /** Serves the mounts in dev and copies them into the build. */

@@ -10,7 +10,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { translate } from '@kvt/core';
 import { loadModel } from '@kvt/loaders';
-import { modelFiles } from '@kvt/model-en-es';
+import { modelFiles, quantizedModelFiles } from '@kvt/model-en-es';
 import { CHROMIUM_ARGS, chromiumPath, serveStatic } from './serve.js';
 
 const dist = resolve(dirname(fileURLToPath(import.meta.url)), '../dist');
@@ -25,6 +25,7 @@ describe.skipIf(!ready)('translator page in headless Chromium', () => {
   let close: () => void;
   let url: string;
   let expected: string;
+  let expectedFp16: string;
 
   const open = async (p: Page) => {
     await p.goto(url);
@@ -32,12 +33,16 @@ describe.skipIf(!ready)('translator page in headless Chromium', () => {
   };
 
   beforeAll(async () => {
-    const loaded = await loadModel(modelFiles.path);
-    if (loaded.kind !== 'encoder-decoder') throw new Error('expected the translation model');
-    // the page's defaults: greedy, 64 new tokens, the model's other generation settings
-    const r = await translate(loaded.model, { text: SENTENCE, tokenizer: loaded.tokenizer!, numBeams: 1, maxNewTokens: 64 });
-    expected = r.translations[0]!.text!;
-    loaded.dispose();
+    // the page's defaults: the q8_0 model, greedy, 64 new tokens, the model's other generation settings
+    const translated = async (path: string) => {
+      const loaded = await loadModel(path);
+      if (loaded.kind !== 'encoder-decoder') throw new Error('expected the translation model');
+      const r = await translate(loaded.model, { text: SENTENCE, tokenizer: loaded.tokenizer!, numBeams: 1, maxNewTokens: 64 });
+      loaded.dispose();
+      return r.translations[0]!.text!;
+    };
+    expected = await translated(quantizedModelFiles.path);
+    expectedFp16 = await translated(modelFiles.path);
     const served = await serveStatic(dist);
     url = served.url;
     close = () => served.server.close();
@@ -173,7 +178,7 @@ describe.skipIf(!ready)('translator page in headless Chromium', () => {
   it('a reload reads the model from the browser cache: no request for model files, and it translates', async () => {
     const second = await context.newPage();
     const modelRequests: string[] = [];
-    second.on('request', (r) => r.url().includes('/models/en-es/') && modelRequests.push(r.url()));
+    second.on('request', (r) => r.url().includes('/models/en-es') && modelRequests.push(r.url()));
     await open(second);
     expect(modelRequests, 'model file requests on the second load').toEqual([]);
     await second.uncheck('#as-you-type');
@@ -183,6 +188,19 @@ describe.skipIf(!ready)('translator page in headless Chromium', () => {
     expect(modelRequests).toEqual([]);
     expect(await second.textContent('#cache-info')).toMatch(/keeps \d+ model files/);
     await second.close();
+  });
+
+  it('offers the default model with q8_0 weights (loaded first) and fp16: each downloads its own files and translates', async () => {
+    expect(await page.textContent('#model-name')).toMatch(/q8_0/);
+    const requests: string[] = [];
+    const onRequest = (r: { url(): string }) => r.url().includes('/models/en-es/') && requests.push(r.url());
+    page.on('request', onRequest);
+    await page.selectOption('#default-weights', 'fp16');
+    await page.click('#load-default');
+    await page.waitForFunction(() => /fp16/.test(document.getElementById('model-name')!.textContent ?? '') && !(document.getElementById('translate') as HTMLButtonElement).disabled, undefined, { timeout: 180_000 });
+    page.off('request', onRequest);
+    expect(requests.some((u) => u.endsWith('/model.safetensors'))).toBe(true);
+    expect(await translateOnPage(SENTENCE)).toBe(expectedFp16);
   });
 
   it('fits a 390 px wide screen (no horizontal scrolling)', async () => {
