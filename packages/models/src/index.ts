@@ -23,5 +23,6 @@ export { activate, embed, linear, norm, type Activation, type Linear, type Norm 
 export { sinusoidalTable, rotaryTables, applyRotary, type PositionSpec, type SinusoidalSpec, type LearnedSpec } from './layers/positions.js';
 export { ParameterSet, hostTensor, transpose2d, type HostTensor } from './weights/host-tensor.js';
 export { dequantize, dequantizeRows, floatToHalf, halfToFloat, quantizeRows, type QuantizedHostTensor } from './weights/quantize.js';
+export { greedyCommonPrefix, logitsAgreement, type LogitsAgreement } from './weights/weight-quality.js';
 export { LinearWeights, formatOf, weightBytes, type LinearWeight } from './weights/linear-weights.js';
 export { randomLlamaParameters, randomGpt2Parameters, randomEncoderDecoderParameters } from './weights/random.js';
