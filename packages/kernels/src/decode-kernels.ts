@@ -62,13 +62,21 @@ export function runLinear(x: tf.Tensor2D, w: tf.Tensor2D | QuantizedWeight): tf.
   return run<tf.Tensor2D>(KvtLinear, { x, w: w.w }, attrs);
 }
 
+/** `KvtGatherRows`' attributes: the table's format, its row length and row count, and its row group. */
+export interface GatherRowsAttrs {
+  readonly format: QuantizedFormat;
+  readonly dim: number;
+  readonly rows: number;
+  readonly rowGroup: RowGroup;
+}
+
 /**
- * Rows `ids` `[n]` (int32) of a quantized table (rows `[vocab, dim]`, row group 1) as float32 `[n, dim]`, by
- * {@link KvtGatherRows}.
+ * Rows `ids` `[n]` (int32) of a quantized table (rows `[vocab, dim]`) as float32 `[n, dim]`, by {@link KvtGatherRows}:
+ * an embedding lookup in a table that is also a tied output projection.
  */
 export function runGatherRows(table: QuantizedWeight, ids: tf.Tensor1D): tf.Tensor2D {
-  if (table.rowGroup !== 1) throw new Error(`runGatherRows: a table has row group 1 (this one has ${table.rowGroup})`);
-  return run<tf.Tensor2D>(KvtGatherRows, { table: table.w, ids }, { format: table.format, dim: table.inDim });
+  const attrs: GatherRowsAttrs = { format: table.format, dim: table.inDim, rows: table.outDim, rowGroup: table.rowGroup };
+  return run<tf.Tensor2D>(KvtGatherRows, { table: table.w, ids }, attrs);
 }
 
 /** RMSNorm of x `[m, d]` by the backend's {@link KvtRmsNorm}, or null where it has none. */

@@ -27,6 +27,7 @@ export {
   quantizedWeight,
   runRmsNorm,
   type CacheAttendAttrs,
+  type GatherRowsAttrs,
   type LinearAttrs,
   type LlamaBlockAttrs,
   type LlamaBlockInputs,

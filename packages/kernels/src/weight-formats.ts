@@ -30,14 +30,15 @@ export function bytesPerRow(format: QuantizedFormat, inDim: number): number {
 }
 
 /**
- * Rows per group in a quantized weight's memory layout. `1`: rows one after another, as GGUF stores them (tables: a
- * lookup reads a row). `4`: linear weights — rows in groups of four whose blocks interleave (block b of rows
- * 4g…4g+3 side by side), so a decode step's matrix-vector kernel reads the weight strictly in order while it
- * computes four outputs at once; the last `outDim % 4` rows follow one after another. Same blocks, same bytes.
+ * Rows per group in a quantized weight's memory layout. `1`: rows one after another, as GGUF stores them. `4`: how
+ * kvt's models hold quantized weights (linear weights, and tables that are also a tied output projection) — rows
+ * in groups of four whose blocks interleave (block b of rows 4g…4g+3 side by side), so a decode step's
+ * matrix-vector kernel reads the weight strictly in order while it computes four outputs at once; the last
+ * `outDim % 4` rows follow one after another. Same blocks, same bytes. Kernels read both.
  */
 export type RowGroup = 1 | 4;
 
-/** The row group of linear weights (see {@link RowGroup}). */
+/** The row group of kvt's models' quantized weights (see {@link RowGroup}). */
 export const LINEAR_ROW_GROUP: RowGroup = 4;
 
 /** The format code kvt's kernels take (kvt-kernels.c's FMT_*, with FMT_GROUP4 for row groups of four). */

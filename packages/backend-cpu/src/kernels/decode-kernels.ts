@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { BLOCK, KvtGatherRows, KvtLinear, KvtRmsNorm, blockBytes, rowPlacement, type LinearAttrs, type QuantizedFormat, type RowGroup } from '@kvt/kernels';
+import { BLOCK, KvtGatherRows, KvtLinear, KvtRmsNorm, rowPlacement, type GatherRowsAttrs, type LinearAttrs, type QuantizedFormat, type RowGroup } from '@kvt/kernels';
 import { halfToFloat } from '@kvt/models';
 
 /** What tfjs-cpu's backend object exposes that these kernels use. */
@@ -101,16 +101,16 @@ function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
 function gatherRows({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const b = backend as unknown as CpuBackendInternals;
   const { table, ids } = inputs as Record<string, tf.TensorInfo>;
-  const { format, dim } = attrs as unknown as { format: QuantizedFormat; dim: number };
+  const { format, dim, rows, rowGroup } = attrs as unknown as GatherRowsAttrs;
   const w = bytesOf(b, table!);
   const idv = b.data.get(ids!.dataId).values;
   const nb = dim / BLOCK;
-  const size = blockBytes(format);
   const out = new Float32Array(idv.length * dim);
   const vals = new Float32Array(BLOCK);
   idv.forEach((id, t) => {
+    const { start, step } = rowPlacement(format, dim, rows, rowGroup, id);
     for (let k = 0; k < nb; k++) {
-      block(w, (id * nb + k) * size, format, vals);
+      block(w, start + k * step, format, vals);
       out.set(vals, t * dim + k * BLOCK);
     }
   });

@@ -9,9 +9,9 @@ import {
   LINEAR_ROW_GROUP,
   formatCode,
   type CacheAttendAttrs,
+  type GatherRowsAttrs,
   type LinearAttrs,
   type LlamaBlockAttrs,
-  type QuantizedFormat,
 } from '@kvt/kernels';
 import { WasmHeap, heapOf } from './heap.js';
 import { WasmStorage } from './kv-cache.js';
@@ -43,14 +43,14 @@ function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
   return out;
 }
 
-/** Rows ids [n] of a quantized table [rows, dim] → float32 [n, dim]. */
+/** Rows ids [n] of a quantized table [rows, dim] (attrs.rowGroup) → float32 [n, dim]. */
 function gatherRows({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const { table, ids } = inputs as Inputs;
-  const { format, dim } = attrs as unknown as { format: QuantizedFormat; dim: number };
+  const { format, dim, rows, rowGroup } = attrs as unknown as GatherRowsAttrs;
   const heap = heapOf(backend);
   const n = ids!.shape[0]!;
   const out = heap.output([n, dim]);
-  heap.kernels.dequantize_rows(formatCode(format), heap.offset(table!), heap.offset(ids!), n, dim, heap.offset(out));
+  heap.kernels.dequantize_rows(formatCode(format, rowGroup), heap.offset(table!), heap.offset(ids!), n, rows, dim, heap.offset(out));
   return out;
 }
 

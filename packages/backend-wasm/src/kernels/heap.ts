@@ -19,7 +19,7 @@ export interface KernelExports {
   ): void;
   /** y (+)= x · W for a weight of format `fmt` (kvt-kernels.c FMT_*); scratch: the quantized input. */
   linear_q(fmt: number, x: number, w: number, y: number, m: number, inDim: number, outDim: number, accumulate: number, scratch: number): void;
-  dequantize_rows(fmt: number, table: number, ids: number, n: number, dim: number, out: number): void;
+  dequantize_rows(fmt: number, table: number, ids: number, n: number, rows: number, dim: number, out: number): void;
 }
 
 /** What tfjs-wasm's backend object exposes that the kernels use. */

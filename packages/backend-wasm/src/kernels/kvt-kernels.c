@@ -361,14 +361,16 @@ void linear_q(int fmt, const float* x, const unsigned char* w, float* y, int m, 
   linear_any(fmt, x, w, y, m, in, out, accumulate, scratch);
 }
 
-// Rows `ids[t]` of a quantized table [rows, dim] as floats: out[t, dim] (an embedding lookup).
+// Rows `ids[t]` of a quantized table [rows, dim] (format code, maybe FMT_GROUP4) as floats: out[t, dim] (an embedding
+// lookup).
 EXPORT(dequantize_rows)
-void dequantize_rows(int fmt, const unsigned char* table, const int* ids, int n, int dim, float* out) {
-  const int nb = dim / 32, bytes = fmt == FMT_Q8_0 ? 34 : 18;
+void dequantize_rows(int code, const unsigned char* table, const int* ids, int n, int rows, int dim, float* out) {
+  const int fmt = code & FMT_MASK, nb = dim / 32, bytes = fmt == FMT_Q8_0 ? 34 : 18;
   for (int t = 0; t < n; t++) {
-    const unsigned char* row = table + (usize)ids[t] * nb * bytes;
+    usize step;
+    const unsigned char* row = row_start(table, ids[t], rows, nb, bytes, (code & FMT_GROUP4) != 0, &step);
     for (int b = 0; b < nb; b++) {
-      const unsigned char* blk = row + (usize)b * bytes;
+      const unsigned char* blk = row + (usize)b * step;
       const float d = half_to_float((unsigned short)(blk[0] | (blk[1] << 8)));
       float* o = out + (usize)t * dim + b * 32;
       for (int i = 0; i < 32; i++) {

@@ -193,10 +193,13 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
             got.dispose();
           }
           const ids = tf.tensor1d([out! - 1, 0, Math.floor(out! / 2)], 'int32');
-          const gathered = runGatherRows(table, ids).dataSync();
-          [out! - 1, 0, Math.floor(out! / 2)].forEach((r, k) =>
-            expect(Array.from(gathered.subarray(k * inDim!, (k + 1) * inDim!)), `row ${r}`).toEqual(Array.from(deq.subarray(r * inDim!, (r + 1) * inDim!))),
-          );
+          for (const w of [table, linear]) {
+            const gathered = runGatherRows(w, ids);
+            [out! - 1, 0, Math.floor(out! / 2)].forEach((r, k) =>
+              expect(Array.from(gathered.dataSync().subarray(k * inDim!, (k + 1) * inDim!)), `row ${r}, row group ${w.rowGroup}`).toEqual(Array.from(deq.subarray(r * inDim!, (r + 1) * inDim!))),
+            );
+            gathered.dispose();
+          }
           tf.dispose([table.w, linear.w, x, ids]);
         }
       });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { BLOCK, LINEAR_ROW_GROUP, quantizedWeight, supportsWeightFormat, type QuantizedFormat, type QuantizedWeight, type RowGroup, type WeightFormat } from '@kvt/kernels';
+import { BLOCK, LINEAR_ROW_GROUP, quantizedWeight, supportsWeightFormat, type QuantizedFormat, type QuantizedWeight, type WeightFormat } from '@kvt/kernels';
 import type { ParameterSet } from './host-tensor.js';
 import { quantizeRows } from './quantize.js';
 
@@ -64,7 +64,7 @@ export class LinearWeights {
       return this.keep(tf.tidy(() => (parts.length === 1 ? tf.tensor2d(parts[0]!.data, [inDim, outs[0]!]) : tf.concat(parts.map((h) => tf.tensor2d(h.data, [...h.shape] as [number, number])), 1))) as tf.Tensor2D);
     }
     const rows = names.map((n, i) => this.rows(n, inDim, outs[i]!, format));
-    return this.upload(concatBytes(rows), format, inDim, outs.reduce((a, b) => a + b, 0), LINEAR_ROW_GROUP);
+    return this.upload(concatBytes(rows), format, inDim, outs.reduce((a, b) => a + b, 0));
   }
 
   /**
@@ -76,7 +76,7 @@ export class LinearWeights {
     if (format === 'fp32') return undefined;
     const q = this.p.quantized(name);
     const bytes = q && q.format === format && !q.transposed && q.rows === rows && q.cols === cols ? q.bytes : quantizeRows(this.p.take(name, [rows, cols]).data, rows, cols, format);
-    return this.upload(bytes, format, cols, rows, 1);
+    return this.upload(bytes, format, cols, rows);
   }
 
   /** Quantized rows `[out, in]` of a `[in, out]` weight. */
@@ -86,8 +86,9 @@ export class LinearWeights {
     return quantizeRows(this.p.takeTransposed(name, [inDim, outDim]).data, outDim, inDim, format);
   }
 
-  private upload(bytes: Uint8Array, format: QuantizedFormat, inDim: number, outDim: number, rowGroup: RowGroup): QuantizedWeight {
-    const q = quantizedWeight(bytes, format, inDim, outDim, rowGroup);
+  /** Uploads GGUF-ordered rows in linear weights' row groups of four (see `RowGroup`). */
+  private upload(bytes: Uint8Array, format: QuantizedFormat, inDim: number, outDim: number): QuantizedWeight {
+    const q = quantizedWeight(bytes, format, inDim, outDim, LINEAR_ROW_GROUP);
     this.keep(q.w);
     return q;
   }
