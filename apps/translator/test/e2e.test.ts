@@ -108,7 +108,7 @@ describe.skipIf(!ready)('translator page in headless Chromium', () => {
       await page.waitForFunction(() => (document.getElementById('status-line')!.textContent ?? '').startsWith('best of 8 beams'), undefined, { timeout: 120_000 });
       await page.waitForTimeout(300);
       await page.click('#stop', { timeout: 10_000 });
-      await page.waitForFunction(() => document.body.dataset.translating === undefined, undefined, { timeout: 60_000 });
+      await page.waitForFunction(() => document.body.dataset.translating === undefined, undefined, { timeout: 180_000 });
       const gaps = await page.evaluate(() => {
         const w = window as unknown as { gaps: number[]; framing: boolean };
         w.framing = false;
@@ -148,30 +148,32 @@ describe.skipIf(!ready)('translator page in headless Chromium', () => {
     await page.check('#as-you-type');
     await page.locator('#source').fill('');
     await page.locator('#source').pressSequentially('Good morning.', { delay: 30 });
-    await page.waitForFunction(() => (document.getElementById('target')!.textContent ?? '').length > 0 && document.body.dataset.translating === undefined, undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => (document.getElementById('target')!.textContent ?? '').length > 0 && document.body.dataset.translating === undefined, undefined, { timeout: 180_000 });
     await page.uncheck('#as-you-type');
     await page.fill('#max-length', '200');
     await page.uncheck('#use-cache');
     await page.fill('#source', LONG);
     await page.click('#translate');
-    await page.waitForFunction(() => (document.getElementById('target')!.textContent ?? '').length > 0, undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => (document.getElementById('target')!.textContent ?? '').length > 0, undefined, { timeout: 180_000 });
     await page.keyboard.press('Escape');
-    await page.waitForFunction(() => document.body.dataset.translating === undefined, undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => document.body.dataset.translating === undefined, undefined, { timeout: 180_000 });
     expect(await page.textContent('#status-line')).toBe('stopped');
     await page.check('#use-cache');
     await page.fill('#max-length', '64');
   });
 
   it('errors name the cause (bad format, network), and the previous model still translates', async () => {
+    // the worker answers in order: let an earlier run finish first (a loaded 2-core machine is slow)
+    await page.waitForFunction(() => document.body.dataset.translating === undefined, undefined, { timeout: 180_000 });
     await page.setInputFiles('#model-files', [
       { name: 'config.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ model_type: 'marian', d_model: 16, vocab_size: 10 })) },
       { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('this is not a safetensors file at all') },
     ]);
-    await page.waitForSelector('#error:not([hidden])', { timeout: 60_000 });
+    await page.waitForSelector('#error:not([hidden])', { timeout: 180_000 });
     expect(await page.textContent('#error')).toMatch(/not a model kvt can read.*previous model/);
     await page.fill('#model-url', 'http://127.0.0.1:9/model/');
     await page.click('#load-url');
-    await page.waitForFunction(() => /Network error/.test(document.getElementById('error')!.textContent ?? ''), undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => /Network error/.test(document.getElementById('error')!.textContent ?? ''), undefined, { timeout: 180_000 });
     expect(await translateOnPage(SENTENCE)).toBe(expected);
   });
 
