@@ -17,6 +17,7 @@ import cliProgress from 'cli-progress';
 import { Command, CommanderError, Option } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError, KvtError, type CacheMode } from '@kvt/core';
+import { WEIGHT_FORMATS } from '@kvt/kernels';
 import type { WeightFormat } from '@kvt/loaders';
 import { measure, modelLabel, type RunRecord, type RunSpec } from './measure.js';
 import { MODELS, buildModelFor, modelSpec, type BuiltModel } from './model-zoo.js';
@@ -27,7 +28,6 @@ const repo = resolve(here, '../../..');
 const fixtures = process.env.KVT_FIXTURES ?? join(repo, '..', 'shared', 'fixtures');
 const NODE_BACKENDS = ['cpu', 'wasm'];
 const BROWSER_BACKENDS = ['webgl', 'webgpu', 'wasm-browser'];
-const WEIGHT_FORMATS: readonly string[] = ['fp32', 'q8_0', 'q4_0'];
 
 interface Flags {
   models: string;
@@ -56,7 +56,7 @@ const int = (flag: string) => (v: string) => {
 function specs(f: Flags): RunSpec[] {
   const out: RunSpec[] = [];
   const formats = f.weights === undefined ? [undefined] : list(f.weights);
-  for (const w of formats) if (w !== undefined && !WEIGHT_FORMATS.includes(w)) throw new InvalidOptionError('--weights', w, `some of ${WEIGHT_FORMATS.join(', ')}`);
+  for (const w of formats) if (w !== undefined && !(WEIGHT_FORMATS as readonly string[]).includes(w)) throw new InvalidOptionError('--weights', w, `some of ${WEIGHT_FORMATS.join(', ')}`);
   for (const model of list(f.models)) {
     if (!MODELS[model] && !model.includes('/')) modelSpec(model); // throws a typed error with the known names
     for (const weights of formats) {

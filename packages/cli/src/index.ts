@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { GENERATION_OPTIONS, InvalidOptionError, KvtError, UnsupportedError } from '@kvt/core';
+import { WEIGHT_FORMATS } from '@kvt/kernels';
 import { runGenerate } from './commands/generate.js';
 import { runTranslate } from './commands/translate.js';
 import { defaultTestSet, runEvaluate } from './commands/evaluate.js';
@@ -22,7 +23,7 @@ const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.
 
 const backendOption = () => new Option('--backend <name>', 'compute backend').choices(['cpu', 'wasm']).default('wasm');
 const weightsOption = () =>
-  new Option('--weights <format>', 'linear weights on the backend: fp32, or quantized at load to q8_0 / q4_0 (default: as the file stores them)').choices(['fp32', 'q8_0', 'q4_0']);
+  new Option('--weights <format>', 'linear weights on the backend: fp32, fp16, or quantized at load to q8_0 / q4_0 (default: as the file stores them)').choices([...WEIGHT_FORMATS]);
 const cacheOption = () =>
   new Option('--cache <mode>', 'KV cache: the backend\'s own, the reference concat cache, or none (recompute)').choices(['backend', 'concat', 'none']).default('backend');
 
@@ -92,7 +93,7 @@ export function createProgram(): Command {
     .description('write a model with quantized weights: a llama2.c or GGUF Llama → GGUF; a Hugging Face folder → a folder (quantized safetensors)')
     .argument('<in>', 'model file or folder')
     .argument('<out>', 'GGUF file, or folder for a Hugging Face model')
-    .addOption(new Option('--weights <format>', 'matrix format').choices(['fp32', 'q8_0', 'q4_0']).makeOptionMandatory())
+    .addOption(new Option('--weights <format>', 'matrix format').choices([...WEIGHT_FORMATS]).makeOptionMandatory())
     .option('--tokenizer <path>', 'llama2.c tokenizer to embed (default: a tok*.bin beside the model)')
     .option('--json', 'print one JSON object')
     .action((input: string, output: string, o) => runQuantize(input, output, o));

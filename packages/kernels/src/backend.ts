@@ -12,6 +12,11 @@ export interface Backend<ActivateOptions = Record<string, never>> {
   readonly name: string;
   /** Weight formats its `KvtLinear` multiplies as stored (float32 always; quantized ones where listed). */
   readonly weightFormats?: readonly WeightFormat[];
+  /**
+   * How its `KvtLinear` multiplies float32 weights fastest: as kvt's columns `[in, out]` (the default; also what
+   * tf.matMul takes) or as rows `[out, in]` in row groups of four (one sequential stream per decode step).
+   */
+  readonly float32Layout?: 'columns' | 'rows';
   /** Makes this backend the active tfjs backend (models loaded afterwards live there). */
   activate(options?: ActivateOptions): Promise<void>;
   /** The backend's own KV cache: storage where the backend computes, written in place. */
@@ -78,4 +83,17 @@ export async function activateTfBackend(name: string): Promise<void> {
  */
 export function supportsWeightFormat(format: WeightFormat, name: string = tf.getBackend()): boolean {
   return format === 'fp32' || (backends.get(name)?.weightFormats?.includes(format) ?? false);
+}
+
+/**
+ * How a model holds float32 linear weights on the backend (default: the active one): rows where its package says
+ * its `KvtLinear` multiplies them faster, else kvt's columns `[in, out]`.
+ *
+ * @example
+ * ```ts
+ * float32Layout('wasm'); // 'rows' once @kvt/backend-wasm is imported
+ * ```
+ */
+export function float32Layout(name: string = tf.getBackend()): 'columns' | 'rows' {
+  return backends.get(name)?.float32Layout ?? 'columns';
 }

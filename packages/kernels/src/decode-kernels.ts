@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KVCache } from './kv-cache.js';
 import type { KVStorage, WriteContext } from './kv-cache-container.js';
 import { KvtCacheAttend, KvtGatherRows, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
-import { LINEAR_ROW_GROUP, groupRows, type QuantizedFormat, type RowGroup, type WeightFormat } from './weight-formats.js';
+import { FLOAT32_COLUMNS_CODE, LINEAR_ROW_GROUP, formatCode, groupRows, type BlockFormat, type RowGroup } from './weight-formats.js';
 
 /** Whether the backend (default: the active one) registered kvt kernel `name`. */
 export function hasKernel(name: KvtKernelName, backendName: string = tf.getBackend()): boolean {
@@ -18,63 +18,87 @@ function run<T extends tf.Tensor>(name: KvtKernelName, inputs: Record<string, tf
   return tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as T;
 }
 
-/** A quantized weight: raw bytes (an int32 tensor) of rows `[outDim, inDim]` in `format`, laid out by `rowGroup`. */
-export interface QuantizedWeight {
+/**
+ * A weight held as rows: raw bytes (an int32 tensor) of rows `[outDim, inDim]` in blocks of `format` (quantized, fp16,
+ * or float32 rows), laid out by `rowGroup`.
+ */
+export interface BlockWeight {
   readonly w: tf.Tensor1D; // int32 [ceil(outDim · bytesPerRow / 4)]
-  readonly format: QuantizedFormat;
+  readonly format: BlockFormat;
   readonly inDim: number;
   readonly outDim: number;
   readonly rowGroup: RowGroup;
 }
 
 /**
- * Uploads GGUF-ordered quantized rows `[outDim, inDim]` as a {@link QuantizedWeight} in the layout of `rowGroup`
- * (default: linear weights' row groups of four; tables that rows are gathered from take 1).
+ * Uploads rows `[outDim, inDim]` in GGUF's order (quantized, fp16, or the bytes of float32 rows) as a
+ * {@link BlockWeight} in the layout of `rowGroup` (default: linear weights' row groups of four; tables that rows are
+ * gathered from take 1).
  *
  * @example
  * ```ts
- * const w = quantizedWeight(quantizeRows(rows, 2048, 768, 'q8_0'), 'q8_0', 768, 2048);
+ * const w = blockWeight(quantizeRows(rows, 2048, 768, 'q8_0'), 'q8_0', 768, 2048);
  * const y = runLinear(x, w); // x [m, 768] → [m, 2048]
  * ```
  */
-export function quantizedWeight(rows: Uint8Array, format: QuantizedFormat, inDim: number, outDim: number, rowGroup: RowGroup = LINEAR_ROW_GROUP): QuantizedWeight {
+export function blockWeight(rows: Uint8Array, format: BlockFormat, inDim: number, outDim: number, rowGroup: RowGroup = LINEAR_ROW_GROUP): BlockWeight {
   const bytes = groupRows(rows, format, inDim, outDim, rowGroup);
   return { w: tf.tensor1d(new Int32Array(bytes.buffer), 'int32'), format, inDim, outDim, rowGroup };
 }
 
-/** `KvtLinear`'s attributes: the weight's format, size and row group (float32 weights `[in, out]` need none). */
+/**
+ * `KvtLinear`'s attributes: how the weight is held (float32 columns `[in, out]`, a tfjs tensor; or rows, a
+ * {@link BlockWeight}), and for rows their format and row group.
+ */
 export interface LinearAttrs {
-  readonly format: WeightFormat;
+  readonly layout: 'columns' | 'rows';
+  readonly format: BlockFormat;
   readonly inDim: number;
   readonly outDim: number;
   readonly rowGroup: RowGroup;
 }
 
 /**
- * x `[m, in]` · w → `[m, out]` by the backend's {@link KvtLinear}: w float32 `[in, out]`, or a {@link QuantizedWeight}.
+ * The format code kvt's kernels take for a linear weight: {@link FLOAT32_COLUMNS_CODE} for a float32 tensor
+ * `[in, out]`, else {@link formatCode} of the rows.
+ *
+ * @example
+ * ```ts
+ * weightCode(tf.zeros([288, 288]) as tf.Tensor2D); // 0
+ * ```
+ */
+export function weightCode(w: tf.Tensor2D | BlockWeight): number {
+  return w instanceof tf.Tensor ? FLOAT32_COLUMNS_CODE : formatCode(w.format, w.rowGroup);
+}
+
+/**
+ * x `[m, in]` · w → `[m, out]` by the backend's {@link KvtLinear}: w float32 `[in, out]`, or a {@link BlockWeight}.
  * Null where the backend has no such kernel (float32: the caller uses tf.matMul; quantized weights are only built on
  * backends that have it).
  */
-export function runLinear(x: tf.Tensor2D, w: tf.Tensor2D | QuantizedWeight): tf.Tensor2D | null {
+export function runLinear(x: tf.Tensor2D, w: tf.Tensor2D | BlockWeight): tf.Tensor2D | null {
   if (!hasKernel(KvtLinear)) return null;
-  if (w instanceof tf.Tensor) return run<tf.Tensor2D>(KvtLinear, { x, w }, { format: 'fp32', inDim: w.shape[0], outDim: w.shape[1], rowGroup: 1 });
-  const attrs: LinearAttrs = { format: w.format, inDim: w.inDim, outDim: w.outDim, rowGroup: w.rowGroup };
+  if (w instanceof tf.Tensor) {
+    const columns: LinearAttrs = { layout: 'columns', format: 'fp32', inDim: w.shape[0], outDim: w.shape[1], rowGroup: 1 };
+    return run<tf.Tensor2D>(KvtLinear, { x, w }, columns);
+  }
+  const attrs: LinearAttrs = { layout: 'rows', format: w.format, inDim: w.inDim, outDim: w.outDim, rowGroup: w.rowGroup };
   return run<tf.Tensor2D>(KvtLinear, { x, w: w.w }, attrs);
 }
 
 /** `KvtGatherRows`' attributes: the table's format, its row length and row count, and its row group. */
 export interface GatherRowsAttrs {
-  readonly format: QuantizedFormat;
+  readonly format: BlockFormat;
   readonly dim: number;
   readonly rows: number;
   readonly rowGroup: RowGroup;
 }
 
 /**
- * Rows `ids` `[n]` (int32) of a quantized table (rows `[vocab, dim]`) as float32 `[n, dim]`, by {@link KvtGatherRows}:
+ * Rows `ids` `[n]` (int32) of a table held as rows (`[vocab, dim]`) as float32 `[n, dim]`, by {@link KvtGatherRows}:
  * an embedding lookup in a table that is also a tied output projection.
  */
-export function runGatherRows(table: QuantizedWeight, ids: tf.Tensor1D): tf.Tensor2D {
+export function runGatherRows(table: BlockWeight, ids: tf.Tensor1D): tf.Tensor2D {
   const attrs: GatherRowsAttrs = { format: table.format, dim: table.inDim, rows: table.outDim, rowGroup: table.rowGroup };
   return run<tf.Tensor2D>(KvtGatherRows, { table: table.w, ids }, attrs);
 }
@@ -85,8 +109,8 @@ export function runRmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, epsilon: number)
 }
 
 /**
- * The tensors of one Llama block. Linear weights are float32 `[in, out]` (kvt's layout) or quantized rows `[out, in]`
- * (raw bytes; their formats in {@link LlamaBlockAttrs.formats}).
+ * The tensors of one Llama block. Linear weights are float32 columns `[in, out]` (kvt's layout) or rows `[out, in]`
+ * (raw bytes; their format codes in {@link LlamaBlockAttrs.weightCodes}).
  */
 export interface LlamaBlockInputs {
   readonly x: tf.Tensor2D; // [batch·n, hidden], rows of batch row r at [r·n, (r+1)·n)
@@ -114,8 +138,8 @@ export interface LlamaBlockAttrs {
   readonly intermediateSize: number;
   readonly epsilon: number;
   readonly ropeStyle: 'interleaved' | 'half';
-  /** Formats of qkv, o, gateUp, down (default all 'fp32'); quantized ones in linear weights' row groups of four. */
-  readonly formats?: readonly [WeightFormat, WeightFormat, WeightFormat, WeightFormat];
+  /** {@link weightCode} of qkv, o, gateUp, down (default: all float32 columns). */
+  readonly weightCodes?: readonly [number, number, number, number];
 }
 
 /**

@@ -15,33 +15,38 @@
  */
 export type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache.js';
 export { KVCacheContainer, cacheChecks, type KVStorage, type WriteContext } from './kv-cache-container.js';
-export { activateTfBackend, createBackendKVCache, registerBackend, registeredBackend, supportsWeightFormat, type Backend } from './backend.js';
+export { activateTfBackend, createBackendKVCache, float32Layout, registerBackend, registeredBackend, supportsWeightFormat, type Backend } from './backend.js';
 export { KvtCacheAttend, KvtGatherRows, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
 export {
+  blockWeight,
   cacheTakesKernel,
   hasKernel,
   runCacheAttend,
   runGatherRows,
   runLinear,
   runLlamaBlock,
-  quantizedWeight,
   runRmsNorm,
+  weightCode,
+  type BlockWeight,
   type CacheAttendAttrs,
   type GatherRowsAttrs,
   type LinearAttrs,
   type LlamaBlockAttrs,
   type LlamaBlockInputs,
-  type QuantizedWeight,
 } from './decode-kernels.js';
 export {
   BLOCK,
+  FLOAT32_COLUMNS_CODE,
   LINEAR_ROW_GROUP,
   QUANTIZED_FORMATS,
+  WEIGHT_FORMATS,
   blockBytes,
+  blockValues,
   bytesPerRow,
   formatCode,
   groupRows,
   rowPlacement,
+  type BlockFormat,
   type QuantizedFormat,
   type RowGroup,
   type WeightFormat,

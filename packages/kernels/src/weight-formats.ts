@@ -1,56 +1,75 @@
 /**
- * How a linear layer's weights are held. `fp32`: float32 `[in, out]` (kvt's layout). The quantized formats keep GGUF's
- * layouts: rows `[out, in]`, each row blocks of 32 values along `in` — `q8_0`: an fp16 scale and 32 int8 (34 bytes),
- * `q4_0`: an fp16 scale and 16 bytes of 4-bit values, value = scale × (nibble − 8) (18 bytes; low nibbles hold values
- * 0…15 of the block, high nibbles 16…31). A quantized weight lives in an `int32` tensor of its raw bytes (padded to a
- * multiple of 4).
+ * The number format of a linear layer's weights. `fp32`: float32, held as kvt's columns `[in, out]` (a tfjs tensor
+ * any backend multiplies) or, where the backend multiplies rows faster (see `Backend.float32Layout`), as rows
+ * `[out, in]` in blocks of 16 floats (64 bytes). The other formats keep GGUF's layouts: rows `[out, in]`, each row
+ * blocks of 32 values along `in` — `fp16`: 32 IEEE halves (64 bytes, GGUF's F16); `q8_0`: an fp16 scale and 32 int8
+ * (34 bytes); `q4_0`: an fp16 scale and 16 bytes of 4-bit values, value = scale × (nibble − 8) (18 bytes; low nibbles
+ * hold values 0…15 of the block, high nibbles 16…31). A weight held as rows lives in an `int32` tensor of its raw
+ * bytes (padded to a multiple of 4).
  *
  * @example
  * ```ts
  * bytesPerRow('q8_0', 4096); // 4352
  * ```
  */
-export type WeightFormat = 'fp32' | 'q8_0' | 'q4_0';
+export type WeightFormat = 'fp32' | 'fp16' | 'q8_0' | 'q4_0';
 
-/** The quantized formats. */
-export const QUANTIZED_FORMATS = ['q8_0', 'q4_0'] as const;
+/** Every weight format, for option checks. */
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'fp16', 'q8_0', 'q4_0'];
+
+/** The formats held as blocks of raw bytes (quantized, or half precision). */
+export const QUANTIZED_FORMATS = ['q8_0', 'q4_0', 'fp16'] as const;
 export type QuantizedFormat = (typeof QUANTIZED_FORMATS)[number];
+
+/** The formats a weight can be held in as rows of blocks (a `BlockWeight`): the quantized ones and float32 rows. */
+export type BlockFormat = QuantizedFormat | 'fp32';
 
 /** Values per quantization block. */
 export const BLOCK = 32;
 
-/** Bytes of one quantization block. */
-export function blockBytes(format: QuantizedFormat): number {
-  return format === 'q8_0' ? 34 : 18;
+/** Values per block of a format held as rows: 32 ({@link BLOCK}), or 16 for float32 rows (a cache line). */
+export function blockValues(format: BlockFormat): number {
+  return format === 'fp32' ? 16 : BLOCK;
 }
 
-/** Bytes of one row of `inDim` values (inDim a multiple of 32). */
-export function bytesPerRow(format: QuantizedFormat, inDim: number): number {
-  return (inDim / BLOCK) * blockBytes(format);
+/** Bytes of one block. */
+export function blockBytes(format: BlockFormat): number {
+  return format === 'q8_0' ? 34 : format === 'q4_0' ? 18 : 64;
+}
+
+/** Bytes of one row of `inDim` values (inDim a multiple of the format's block). */
+export function bytesPerRow(format: BlockFormat, inDim: number): number {
+  return (inDim / blockValues(format)) * blockBytes(format);
 }
 
 /**
- * Rows per group in a quantized weight's memory layout. `1`: rows one after another, as GGUF stores them. `4`: how
- * kvt's models hold quantized weights (linear weights, and tables that are also a tied output projection) — rows
+ * Rows per group in the memory layout of a weight held as rows. `1`: rows one after another, as GGUF stores them.
+ * `4`: how kvt's models hold them (linear weights, and tables that are also a tied output projection) — rows
  * in groups of four whose blocks interleave (block b of rows 4g…4g+3 side by side), so a decode step's
  * matrix-vector kernel reads the weight strictly in order while it computes four outputs at once; the last
  * `outDim % 4` rows follow one after another. Same blocks, same bytes. Kernels read both.
  */
 export type RowGroup = 1 | 4;
 
-/** The row group of kvt's models' quantized weights (see {@link RowGroup}). */
+/** The row group of kvt's models' weights held as rows (see {@link RowGroup}). */
 export const LINEAR_ROW_GROUP: RowGroup = 4;
 
-/** The format code kvt's kernels take (kvt-kernels.c's FMT_*, with FMT_GROUP4 for row groups of four). */
-export function formatCode(format: WeightFormat, rowGroup: RowGroup = 1): number {
-  return (format === 'fp32' ? 0 : format === 'q8_0' ? 1 : 2) | (format !== 'fp32' && rowGroup === 4 ? 16 : 0);
+/** The format code kvt's kernels take for float32 weights held as columns `[in, out]` (kvt-kernels.c's FMT_F32). */
+export const FLOAT32_COLUMNS_CODE = 0;
+
+/**
+ * The format code kvt's kernels take for a weight held as rows (kvt-kernels.c's FMT_*, with FMT_GROUP4 for row groups
+ * of four); float32 columns take {@link FLOAT32_COLUMNS_CODE}.
+ */
+export function formatCode(format: BlockFormat, rowGroup: RowGroup = 1): number {
+  return { fp32: 4, q8_0: 1, q4_0: 2, fp16: 3 }[format] | (rowGroup === 4 ? 16 : 0);
 }
 
 /**
- * Where row `o` of a quantized weight `[outDim, inDim]` lies in the layout of `rowGroup`: the byte offset of its first
- * block, and the bytes from one of its blocks to the next.
+ * Where row `o` of a weight held as rows `[outDim, inDim]` lies in the layout of `rowGroup`: the byte offset of its
+ * first block, and the bytes from one of its blocks to the next.
  */
-export function rowPlacement(format: QuantizedFormat, inDim: number, outDim: number, rowGroup: RowGroup, o: number): { start: number; step: number } {
+export function rowPlacement(format: BlockFormat, inDim: number, outDim: number, rowGroup: RowGroup, o: number): { start: number; step: number } {
   const size = blockBytes(format);
   const row = bytesPerRow(format, inDim);
   const grouped = rowGroup === 4 ? outDim - (outDim % 4) : 0;
@@ -59,15 +78,15 @@ export function rowPlacement(format: QuantizedFormat, inDim: number, outDim: num
 }
 
 /**
- * GGUF-ordered quantized rows `[outDim, inDim]` in the layout of `rowGroup`, padded to a multiple of 4 bytes (the
- * bytes of an int32 tensor).
+ * Rows `[outDim, inDim]` in GGUF's order (a row's blocks one after another) in the layout of `rowGroup`, padded to a
+ * multiple of 4 bytes (the bytes of an int32 tensor).
  *
  * @example
  * ```ts
  * const packed = groupRows(rows, 'q8_0', 768, 2048, 4);
  * ```
  */
-export function groupRows(rows: Uint8Array, format: QuantizedFormat, inDim: number, outDim: number, rowGroup: RowGroup): Uint8Array {
+export function groupRows(rows: Uint8Array, format: BlockFormat, inDim: number, outDim: number, rowGroup: RowGroup): Uint8Array {
   const out = new Uint8Array(Math.ceil(rows.byteLength / 4) * 4);
   if (rowGroup === 1) {
     out.set(rows);
@@ -75,7 +94,7 @@ export function groupRows(rows: Uint8Array, format: QuantizedFormat, inDim: numb
   }
   const size = blockBytes(format);
   const row = bytesPerRow(format, inDim);
-  const blocks = inDim / BLOCK;
+  const blocks = inDim / blockValues(format);
   for (let o = 0; o < outDim; o++) {
     const { start, step } = rowPlacement(format, inDim, outDim, rowGroup, o);
     for (let b = 0; b < blocks; b++) out.set(rows.subarray(o * row + b * size, o * row + (b + 1) * size), start + b * step);

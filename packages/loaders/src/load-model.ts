@@ -10,7 +10,7 @@ import {
   type Tokenizer,
 } from '@kvt/core';
 import { EncoderDecoderTransformer, Gpt2Model, LlamaModel, type HostTensor, type QuantizedHostTensor } from '@kvt/models';
-import type { WeightFormat } from '@kvt/kernels';
+import { WEIGHT_FORMATS, type WeightFormat } from '@kvt/kernels';
 import { decodeUtf8 } from './bytes/binary-reader.js';
 import { cacheNameOf, cachedModelFiles } from './bytes/browser-cache.js';
 import { openModelFiles, type ModelFiles, type ModelSource, type ProgressCallback, type RandomAccessFile } from './bytes/sources.js';
@@ -84,8 +84,8 @@ export interface LoadModelOptions {
  */
 export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const cacheName = cacheNameOf(options.cache);
-  if (options.weights !== undefined && !['fp32', 'q8_0', 'q4_0'].includes(options.weights))
-    throw new InvalidOptionError('weights', options.weights, "'fp32', 'q8_0' or 'q4_0'");
+  if (options.weights !== undefined && !WEIGHT_FORMATS.includes(options.weights))
+    throw new InvalidOptionError('weights', options.weights, `one of ${WEIGHT_FORMATS.map((f) => `'${f}'`).join(', ')}`);
   const build = options.weights === undefined ? {} : { weights: options.weights };
   const opened = await openModelFiles(source);
   const isUrl = (typeof source === 'string' && /^https?:/i.test(source)) || source instanceof URL;

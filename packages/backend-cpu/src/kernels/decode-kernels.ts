@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { BLOCK, KvtGatherRows, KvtLinear, KvtRmsNorm, rowPlacement, type GatherRowsAttrs, type LinearAttrs, type QuantizedFormat, type RowGroup } from '@kvt/kernels';
+import { KvtGatherRows, KvtLinear, KvtRmsNorm, blockValues, rowPlacement, type BlockFormat, type GatherRowsAttrs, type LinearAttrs, type RowGroup } from '@kvt/kernels';
 import { halfToFloat } from '@kvt/models';
 
 /** What tfjs-cpu's backend object exposes that these kernels use. */
@@ -14,16 +14,24 @@ interface Args {
 }
 
 const values = (b: CpuBackendInternals, t: tf.TensorInfo) => b.data.get(t.dataId).values as Float32Array;
-/** The raw bytes of a quantized weight (an int32 tensor). */
+/** The raw bytes of a weight held as rows (an int32 tensor). */
 const bytesOf = (b: CpuBackendInternals, t: tf.TensorInfo) => {
   const v = b.data.get(t.dataId).values;
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 };
 
-/** The 32 values of a block at `at`, dequantized into `out`. */
-function block(w: Uint8Array, at: number, format: QuantizedFormat, out: Float32Array): void {
+/** The values of a block at `at` (32, or 16 for float32 rows), as float32 into `out`. */
+function block(w: Uint8Array, at: number, format: BlockFormat, out: Float32Array): void {
+  if (format === 'fp32') {
+    out.set(new Float32Array(w.buffer.slice(w.byteOffset + at, w.byteOffset + at + 64)));
+    return;
+  }
+  if (format === 'fp16') {
+    for (let k = 0; k < 32; k++) out[k] = halfToFloat(w[at + 2 * k]! | (w[at + 2 * k + 1]! << 8));
+    return;
+  }
   const d = halfToFloat(w[at]! | (w[at + 1]! << 8));
-  if (format === 'q8_0') for (let k = 0; k < BLOCK; k++) out[k] = d * ((w[at + 2 + k]! << 24) >> 24);
+  if (format === 'q8_0') for (let k = 0; k < 32; k++) out[k] = d * ((w[at + 2 + k]! << 24) >> 24);
   else
     for (let k = 0; k < 16; k++) {
       const byte = w[at + 2 + k]!;
@@ -33,30 +41,31 @@ function block(w: Uint8Array, at: number, format: QuantizedFormat, out: Float32A
 }
 
 /**
- * y[m, out] = x[m, in] · W for quantized rows W [out, in] laid out by `rowGroup`: each block dequantized once, then
- * dotted with every input row (float32 throughout: the exact dequantize-then-multiply).
+ * y[m, out] = x[m, in] · W for rows W [out, in] (quantized, fp16 or float32) laid out by `rowGroup`: each block
+ * dequantized once, then dotted with every input row (float32 throughout: the exact dequantize-then-multiply).
  */
-export function linearQuantized(
+export function linearBlocks(
   x: Float32Array,
   w: Uint8Array,
   y: Float32Array,
   m: number,
   inDim: number,
   out: number,
-  format: QuantizedFormat,
+  format: BlockFormat,
   rowGroup: RowGroup,
 ): void {
-  const nb = inDim / BLOCK;
-  const vals = new Float32Array(BLOCK);
+  const size = blockValues(format);
+  const nb = inDim / size;
+  const vals = new Float32Array(size);
   y.fill(0);
   for (let o = 0; o < out; o++) {
     const { start, step } = rowPlacement(format, inDim, out, rowGroup, o);
     for (let b = 0; b < nb; b++) {
       block(w, start + b * step, format, vals);
       for (let t = 0; t < m; t++) {
-        const xo = t * inDim + b * BLOCK;
+        const xo = t * inDim + b * size;
         let s = 0;
-        for (let k = 0; k < BLOCK; k++) s += vals[k]! * x[xo + k]!;
+        for (let k = 0; k < size; k++) s += vals[k]! * x[xo + k]!;
         y[t * out + o]! += s;
       }
     }
@@ -64,10 +73,10 @@ export function linearQuantized(
 }
 
 /**
- * y[m, out] = x[m, in] · w[in, out], four weight rows per sweep of y (one pass over w per row of x: a decode step
- * streams the weights once, in order).
+ * y[m, out] = x[m, in] · w[in, out] (float32 columns), four weight rows per sweep of y (one pass over w per row of x:
+ * a decode step streams the weights once, in order).
  */
-export function linearRows(x: Float32Array, w: Float32Array, y: Float32Array, m: number, inDim: number, out: number): void {
+export function linearColumns(x: Float32Array, w: Float32Array, y: Float32Array, m: number, inDim: number, out: number): void {
   y.fill(0);
   for (let t = 0; t < m; t++) {
     const yo = t * out;
@@ -89,29 +98,30 @@ export function linearRows(x: Float32Array, w: Float32Array, y: Float32Array, m:
 function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const b = backend as unknown as CpuBackendInternals;
   const { x, w } = inputs as Record<string, tf.TensorInfo>;
-  const { format, inDim, outDim: out, rowGroup } = attrs as unknown as LinearAttrs;
+  const { layout, format, inDim, outDim: out, rowGroup } = attrs as unknown as LinearAttrs;
   const m = x!.shape.reduce((p, q) => p * q, 1) / inDim;
   const y = new Float32Array(m * out);
-  if (format === 'fp32') linearRows(values(b, x!), values(b, w!), y, m, inDim, out);
-  else linearQuantized(values(b, x!), bytesOf(b, w!), y, m, inDim, out, format, rowGroup);
+  if (layout === 'columns') linearColumns(values(b, x!), values(b, w!), y, m, inDim, out);
+  else linearBlocks(values(b, x!), bytesOf(b, w!), y, m, inDim, out, format, rowGroup);
   return b.makeTensorInfo([m, out], 'float32', y);
 }
 
-/** Rows ids [n] of a quantized table [rows, dim] → float32 [n, dim]. */
+/** Rows ids [n] of a table held as rows [rows, dim] → float32 [n, dim]. */
 function gatherRows({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const b = backend as unknown as CpuBackendInternals;
   const { table, ids } = inputs as Record<string, tf.TensorInfo>;
   const { format, dim, rows, rowGroup } = attrs as unknown as GatherRowsAttrs;
   const w = bytesOf(b, table!);
   const idv = b.data.get(ids!.dataId).values;
-  const nb = dim / BLOCK;
+  const size = blockValues(format);
+  const nb = dim / size;
   const out = new Float32Array(idv.length * dim);
-  const vals = new Float32Array(BLOCK);
+  const vals = new Float32Array(size);
   idv.forEach((id, t) => {
     const { start, step } = rowPlacement(format, dim, rows, rowGroup, id);
     for (let k = 0; k < nb; k++) {
       block(w, start + k * step, format, vals);
-      out.set(vals, t * dim + k * BLOCK);
+      out.set(vals, t * dim + k * size);
     }
   });
   return b.makeTensorInfo([idv.length, dim], 'float32', out);

@@ -6,7 +6,7 @@ import {
   KvtLinear,
   KvtLlamaBlock,
   KvtRmsNorm,
-  LINEAR_ROW_GROUP,
+  FLOAT32_COLUMNS_CODE,
   formatCode,
   type CacheAttendAttrs,
   type GatherRowsAttrs,
@@ -28,14 +28,14 @@ function wasmStorage(storage: unknown): WasmStorage {
   return storage;
 }
 
-/** x [m, in] · W → [m, out]: W float32 [in, out], or quantized rows [out, in] (attrs.format, attrs.rowGroup). */
+/** x [m, in] · W → [m, out]: W float32 columns [in, out], or rows [out, in] (attrs.format, attrs.rowGroup). */
 function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const { x, w } = inputs as Inputs;
-  const { format, inDim, outDim, rowGroup } = attrs as unknown as LinearAttrs;
+  const { layout, format, inDim, outDim, rowGroup } = attrs as unknown as LinearAttrs;
   const heap = heapOf(backend);
   const m = x!.shape.reduce((a, b) => a * b, 1) / inDim;
   const out = heap.output([m, outDim]);
-  if (format === 'fp32') heap.kernels.linear(heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0);
+  if (layout === 'columns') heap.kernels.linear(heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0);
   else {
     const scratch = heap.scratch(WasmHeap.quantizedInputBytes(m, inDim));
     heap.kernels.linear_q(formatCode(format, rowGroup), heap.offset(x!), heap.offset(w!), heap.offset(out), m, inDim, outDim, 0, scratch);
@@ -43,7 +43,7 @@ function linear({ inputs, backend, attrs }: Args): tf.TensorInfo {
   return out;
 }
 
-/** Rows ids [n] of a quantized table [rows, dim] (attrs.rowGroup) → float32 [n, dim]. */
+/** Rows ids [n] of a table held as rows [rows, dim] (attrs.format, attrs.rowGroup) → float32 [n, dim]. */
 function gatherRows({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const { table, ids } = inputs as Inputs;
   const { format, dim, rows, rowGroup } = attrs as unknown as GatherRowsAttrs;
@@ -81,9 +81,9 @@ function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const len = at.start;
   const floats = m * d + m * (H + 2 * KV) * hd + m * H * hd + m * 3 * F + ((len + n + 3) & ~3); // + scores [len + n]
   const quantized = WasmHeap.quantizedInputBytes(m, Math.max(d, H * hd, F)); // the quantized input of a linear
-  const t = storage.tables(a.layer, at, floats * 4 + quantized + 16); // + the four weight formats
+  const t = storage.tables(a.layer, at, floats * 4 + quantized + 16); // + the four weight codes
   const fmts = t.free + floats * 4 + quantized;
-  (a.formats ?? ['fp32', 'fp32', 'fp32', 'fp32']).forEach((f, k) => (heap.i32[fmts / 4 + k] = formatCode(f, LINEAR_ROW_GROUP)));
+  (a.weightCodes ?? Array<number>(4).fill(FLOAT32_COLUMNS_CODE)).forEach((code, k) => (heap.i32[fmts / 4 + k] = code));
   const out = heap.output([m, d]);
   const xAt = heap.offset(i.x!);
   const outAt = heap.offset(out);

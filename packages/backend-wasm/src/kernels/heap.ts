@@ -65,9 +65,12 @@ export class WasmHeap {
     return this.backend.makeOutput(shape, 'float32');
   }
 
-  /** Bytes of scratch a quantized linear needs for `m` rows of `inDim` (its int16 input and the block scales). */
+  /**
+   * Bytes of scratch a linear of rows needs for `m` input rows of `inDim`: a quantized one's int16 input and block
+   * scales, or an fp16 one's four weight rows widened to float32.
+   */
   static quantizedInputBytes(m: number, inDim: number): number {
-    return Math.ceil((m * inDim * 2 + (m * inDim) / 8 + 15) / 16) * 16;
+    return Math.ceil(Math.max(m * inDim * 2 + (m * inDim) / 8, 16 * inDim) / 16) * 16 + 16;
   }
 
   /** `bytes` from the heap's allocator, 16-byte aligned. */

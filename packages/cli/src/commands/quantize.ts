@@ -116,14 +116,15 @@ function quantizeHuggingFace(input: string, output: string, weights: WeightForma
     for (const name of st.entries.keys()) {
       if (name.endsWith('_scale') && st.entries.has(name.slice(0, -'_scale'.length))) continue;
       const t = readSafetensor(st, name);
-      tensors[name] = quantizable(name, t, weights) ? quantized(t, weights as Exclude<WeightFormat, 'fp32'>) : t;
+      tensors[name] = weights !== 'fp16' && quantizable(name, t, weights) ? quantized(t, weights as Exclude<WeightFormat, 'fp32'>) : t;
     }
   }
   // one file holds every tensor: the shards' index would point into files that are not written
   for (const name of readdirSync(input))
     if (!name.endsWith('.safetensors') && name !== 'model.safetensors.index.json' && statSync(join(input, name)).isFile())
       copyFileSync(join(input, name), join(output, name));
-  const out = writeSafetensors(tensors, 'F32', { format: 'pt', 'kvt.weights': weights });
+  // fp16: every float tensor as F16 (what Hugging Face's own fp16 checkpoints are)
+  const out = writeSafetensors(tensors, weights === 'fp16' ? 'F16' : 'F32', { format: 'pt', 'kvt.weights': weights });
   writeFileSync(join(output, 'model.safetensors'), out);
   return { input, output: resolve(output), format: 'safetensors', weights, inputBytes, outputBytes: out.byteLength };
 }

@@ -142,10 +142,14 @@ export function readGgufTensor(g: GgufFile, t: GgufTensorInfo): HostTensor {
 }
 
 /**
- * A 2-D Q8_0 or Q4_0 tensor as stored (rows `dims[1]` of `dims[0]` values; `transposed`: kvt holds the parameter as
- * the transpose, a Linear weight `[in, out]`), or undefined for other types.
+ * A 2-D Q8_0, Q4_0 or F16 tensor as stored (rows `dims[1]` of `dims[0]` values; `transposed`: kvt holds the parameter
+ * as the transpose, a Linear weight `[in, out]`), or undefined for other types and F16 rows that are not blocks of 32.
  */
 export function quantizedTensor(g: GgufFile, t: GgufTensorInfo, transposed: boolean): QuantizedHostTensor | undefined {
+  if (t.type === GGML.F16 && t.dims.length <= 2 && t.dims[0]! % 32 === 0) {
+    const bytes = g.bytes.subarray(g.dataOffset + t.offset, g.dataOffset + t.offset + t.byteLength);
+    return { format: 'fp16', bytes, rows: t.dims[1] ?? 1, cols: t.dims[0]!, transposed };
+  }
   if (t.type !== GGML.Q8_0 && t.type !== GGML.Q4_0) return undefined;
   if (t.dims.length > 2 || t.dims.slice(2).some((d) => d !== 1)) throw new ModelFormatError(g.file, `quantized tensor ${t.name} is not 2-D`);
   const bytes = g.bytes.subarray(g.dataOffset + t.offset, g.dataOffset + t.offset + t.byteLength);
@@ -190,7 +194,7 @@ export function llamaFromGguf(g: GgufFile): ParsedCheckpoint<LlamaConfig> {
     if (!t) throw new ModelFormatError(g.file, `tensor ${name} is missing`);
     return readGgufTensor(g, t);
   };
-  /** A weight in kvt's layout: quantized tensors are kept as stored (rows), others read as float32. */
+  /** A weight in kvt's layout: quantized and F16 tensors are kept as stored (rows), others read as float32. */
   const put = (kvt: string, name: string, asLinear: boolean) => {
     const t = byName.get(name);
     if (!t) throw new ModelFormatError(g.file, `tensor ${name} is missing`);

@@ -124,8 +124,8 @@ export function readQuantizedSafetensor(st: SafetensorsFile, name: string): Quan
 }
 
 /**
- * Writes tensors as a `.safetensors` file: float tensors as float32 or float16, quantized rows (`[rows, cols]`, as
- * stored) in kvt's quantized layout (see {@link readQuantizedSafetensor}: `name` and `name_scale`).
+ * Writes tensors as a `.safetensors` file: float tensors as float32 or float16, fp16 rows as F16, quantized rows
+ * (`[rows, cols]`, as stored) in kvt's quantized layout (see {@link readQuantizedSafetensor}: `name` and `name_scale`).
  *
  * @example
  * ```ts
@@ -146,7 +146,8 @@ export function writeSafetensors(
     parts.push(bytes);
   };
   for (const [name, t] of Object.entries(tensors)) {
-    if ('format' in t) {
+    if ('format' in t && t.format === 'fp16') add(name, 'F16', [t.rows, t.cols], t.bytes);
+    else if ('format' in t) {
       const { values, scales } = splitBlocks(t);
       add(name, t.format === 'q8_0' ? 'I8' : 'U8', [t.rows, t.format === 'q8_0' ? t.cols : t.cols / 2], values);
       add(`${name}_scale`, 'F16', [t.rows, t.cols / BLOCK], scales);

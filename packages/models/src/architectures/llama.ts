@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError, type ModelConfig, type SpecialTokens } from '@kvt/core';
-import { KvtLlamaBlock, cacheTakesKernel, runLlamaBlock, type KVCache, type LlamaBlockAttrs, type WeightFormat } from '@kvt/kernels';
+import { KvtLlamaBlock, cacheTakesKernel, runLlamaBlock, weightCode, type KVCache, type LlamaBlockAttrs, type WeightFormat } from '@kvt/kernels';
 import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
 import { GrowingTable, applyRotary, rotaryTables, type Rotary } from '../layers/positions.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
@@ -50,8 +50,8 @@ interface LlamaLayer {
 /** How to build a model from its parameters. */
 export interface BuildOptions {
   /**
-   * The format of the linear weights (and a tied embedding): `'fp32'`, or quantized at load (`'q8_0'`, `'q4_0'`).
-   * Default: as stored (a GGUF file's quantized tensors stay quantized, float ones stay float32).
+   * The format of the linear weights (and a tied embedding): `'fp32'`, or converted at load (`'fp16'`, `'q8_0'`,
+   * `'q4_0'`). Default: as stored (a GGUF file's quantized and F16 tensors stay so, float ones stay float32).
    */
   readonly weights?: WeightFormat;
 }
@@ -103,7 +103,7 @@ export class LlamaModel extends DecoderOnlyTransformer {
         this.output = fused(['output'], d, [V]);
         this.embedding = { table: up('embedding', [V, d]) as tf.Tensor2D };
       } else if (rows) {
-        // tied and quantized: the rows [vocab, hidden] serve the lookup and the projection
+        // tied, held as rows (quantized, fp16, or float32 rows): the rows [vocab, hidden] serve the lookup and the projection
         this.output = { w: rows };
         this.embedding = { rows };
       } else {
@@ -194,9 +194,9 @@ export class LlamaModel extends DecoderOnlyTransformer {
     const { intermediateSize, ropeStyle = 'interleaved' } = this.config.llama;
     const epsilon = this.layers[0]?.attentionNorm.epsilon ?? 1e-5;
     const first = this.layers[0];
-    const formats = first ? ([first.qkv, first.o, first.gateUp, first.down].map((x) => formatOf(x.w)) as unknown as LlamaBlockAttrs['formats']) : undefined;
+    const weightCodes = first ? ([first.qkv, first.o, first.gateUp, first.down].map((x) => weightCode(x.w)) as unknown as LlamaBlockAttrs['weightCodes']) : undefined;
     const attrs: Omit<LlamaBlockAttrs, 'layer'> = {
-      cache, newPositions: n, numHeads, numKvHeads, headDim, intermediateSize, epsilon, ropeStyle, ...(formats ? { formats } : {}),
+      cache, newPositions: n, numHeads, numKvHeads, headDim, intermediateSize, epsilon, ropeStyle, ...(weightCodes ? { weightCodes } : {}),
     };
     let h = tf.reshape(x, [b * n, d]) as tf.Tensor2D; // rows of batch row r at [r·n, (r+1)·n)
     this.layers.forEach((layer, l) => {

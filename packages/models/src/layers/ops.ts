@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UnsupportedError } from '@kvt/core';
-import { KvtRmsNorm, hasKernel, runGatherRows, runLinear, runRmsNorm, type QuantizedWeight } from '@kvt/kernels';
+import { KvtRmsNorm, hasKernel, runGatherRows, runLinear, runRmsNorm, type BlockWeight } from '@kvt/kernels';
 import type { HostTensor } from '../weights/host-tensor.js';
 import type { LinearWeight } from '../weights/linear-weights.js';
 
@@ -30,13 +30,13 @@ export function upload(t: HostTensor): tf.Tensor {
 /** x `[..., in]` · W + b → `[..., out]`. */
 export function linear(x: tf.Tensor, l: Linear): tf.Tensor {
   const float = l.w instanceof tf.Tensor;
-  const inDim = float ? (l.w as tf.Tensor2D).shape[0] : (l.w as QuantizedWeight).inDim;
-  const outDim = float ? (l.w as tf.Tensor2D).shape[1] : (l.w as QuantizedWeight).outDim;
+  const inDim = float ? (l.w as tf.Tensor2D).shape[0] : (l.w as BlockWeight).inDim;
+  const outDim = float ? (l.w as tf.Tensor2D).shape[1] : (l.w as BlockWeight).outDim;
   const lead = x.shape.slice(0, -1);
   const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
   // the backend's own kernel where it has one
   let y: tf.Tensor | null = runLinear(x2, l.w) ?? (float ? tf.matMul(x2, l.w as tf.Tensor2D) : null);
-  if (!y) throw new UnsupportedError(`The ${tf.getBackend()} backend cannot multiply ${(l.w as QuantizedWeight).format} weights; load the model with weights: 'fp32'.`);
+  if (!y) throw new UnsupportedError(`The ${tf.getBackend()} backend cannot multiply ${(l.w as BlockWeight).format} weights; load the model with weights: 'fp32'.`);
   if (l.b) y = tf.add(y, l.b);
   return tf.reshape(y, [...lead, outDim]);
 }
@@ -90,7 +90,7 @@ export interface Embedding {
   readonly table?: tf.Tensor2D; // [vocab, dim]
   readonly transposed?: tf.Tensor2D; // [dim, vocab]
   /** Quantized rows `[vocab, dim]` (also the tied output projection's weight). */
-  readonly rows?: QuantizedWeight;
+  readonly rows?: BlockWeight;
 }
 
 /** ids `[b, n]` → `[b, n, dim]`. */

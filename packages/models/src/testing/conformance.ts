@@ -288,6 +288,21 @@ export function describeCacheConformance(o: ConformanceOptions): void {
         }
     });
 
+    it('fp16 weights: a value beyond fp16\'s range is a typed error at build, nothing left behind', (ctx) => {
+      if (!supportsWeightFormat('fp16', o.backend)) return ctx.skip(); // known once the backend package is imported
+      const config: LlamaConfig = {
+        architecture: 'llama', vocabSize: 61, hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2,
+        maxPositions: 160, specialTokens: { bos: 1, eos: [2], pad: 0 },
+      };
+      const params = randomLlamaParameters(config, 34);
+      params.get('layers.1.down').data[17] = 70000; // rounds to inf in fp16
+      const before = tf.memory().numTensors;
+      expect(() => LlamaModel.fromParameters(config, params, { weights: 'fp16' })).toThrow(/layers\.1\.down holds inf, NaN or a larger value/);
+      expect(tf.memory().numTensors).toBe(before);
+      LlamaModel.fromParameters(config, randomLlamaParameters(config, 34), { weights: 'fp16' }).dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    });
+
     it('decoder-only beam search (4 beams, 12 steps, tiny vocab) equals a brute-force uncached search', async () => {
       const model = tinyDecoderOnlyModels[0]!.build(7);
       try {

@@ -18,7 +18,7 @@ import {
   createBackendKVCache,
   hasKernel,
   LINEAR_ROW_GROUP,
-  quantizedWeight,
+  blockWeight,
   runGatherRows,
   runLinear,
   runRmsNorm,
@@ -26,6 +26,7 @@ import {
   type KVCache,
   type KVCacheOptions,
   type KvtKernelName,
+  type BlockFormat,
   type QuantizedFormat,
 } from '@kvt/kernels';
 import { dequantizeRows, quantizeRows } from '../weights/quantize.js';
@@ -163,20 +164,22 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
       for (const format of QUANTIZED_FORMATS) expect(supportsWeightFormat(format, o.backend), format).toBe((o.weightFormats ?? []).includes(format));
     });
 
-    for (const format of o.weightFormats ?? []) {
-      it(`${format} weights: KvtLinear equals dequantize-then-multiply over odd sizes and every block edge; KvtGatherRows the dequantized rows`, () => {
+    // float32 rows (what a backend whose float32Layout is 'rows' multiplies) on every backend with KvtLinear
+    const rowFormats: BlockFormat[] = [...(o.weightFormats ?? []), ...(o.kernels.includes('KvtLinear') ? (['fp32'] as const) : [])];
+    for (const format of rowFormats) {
+      it(`${format} rows: KvtLinear equals dequantize-then-multiply over odd sizes and every block edge; KvtGatherRows the dequantized rows`, () => {
         const rng = createRng(15);
         // rows m: a tile of four and tails; in: one block, several, an odd count; out: odd counts
         for (const [m, inDim, out] of [[1, 32, 1], [1, 64, 7], [1, 64, 8], [3, 96, 5], [4, 32, 33], [5, 288, 30], [9, 160, 21], [1, 256, 101], [2, 128, 12]]) {
           const rows = Float32Array.from({ length: out! * inDim! }, () => (rng.next() * 2 - 1) * (rng.next() < 0.02 ? 8 : 1));
-          const bytes = quantizeRows(rows, out!, inDim!, format);
+          const bytes = format === 'fp32' ? new Uint8Array(rows.buffer) : quantizeRows(rows, out!, inDim!, format);
           // a table (rows one after another) and a linear weight (rows in interleaved groups of four)
-          const table = quantizedWeight(bytes, format, inDim!, out!, 1);
-          const linear = quantizedWeight(bytes, format, inDim!, out!, LINEAR_ROW_GROUP);
+          const table = blockWeight(bytes, format, inDim!, out!, 1);
+          const linear = blockWeight(bytes, format, inDim!, out!, LINEAR_ROW_GROUP);
           const xs = Float32Array.from({ length: m! * inDim! }, () => rng.next() * 2 - 1);
           const x = tf.tensor2d(xs, [m!, inDim!]);
           // the reference: the dequantized rows, multiplied in float64
-          const deq = dequantizeRows(bytes, out!, inDim!, format);
+          const deq = format === 'fp32' ? rows : dequantizeRows(bytes, out!, inDim!, format);
           const want = new Float32Array(m! * out!);
           for (let t = 0; t < m!; t++)
             for (let r = 0; r < out!; r++) {

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { BLOCK, LINEAR_ROW_GROUP, quantizedWeight, supportsWeightFormat, type QuantizedFormat, type QuantizedWeight, type WeightFormat } from '@kvt/kernels';
+import { InvalidOptionError } from '@kvt/core';
+import { BLOCK, LINEAR_ROW_GROUP, blockValues, blockWeight, float32Layout, supportsWeightFormat, type BlockFormat, type BlockWeight, type WeightFormat } from '@kvt/kernels';
 import type { ParameterSet } from './host-tensor.js';
 import { quantizeRows } from './quantize.js';
 
-/** A linear layer's weight as the backend multiplies it: float32 `[in, out]`, or quantized rows `[out, in]`. */
-export type LinearWeight = tf.Tensor2D | QuantizedWeight;
+/** A linear layer's weight as the backend multiplies it: float32 columns `[in, out]`, or rows `[out, in]`. */
+export type LinearWeight = tf.Tensor2D | BlockWeight;
 
 /** The format of a linear weight. */
 export function formatOf(w: LinearWeight): WeightFormat {
@@ -19,10 +20,11 @@ export function weightBytes(w: LinearWeight): number {
 const warned = new Set<string>();
 
 /**
- * Uploads an architecture's linear weights in the format asked for: `fp32` (kvt's `[in, out]`), `q8_0` or `q4_0`
- * (rows quantized at load, or kept as a file stored them), or, with no format given, as stored (quantized entries
- * stay quantized). Rows whose length is not a multiple of 32 stay float32; where the active backend cannot multiply
- * a quantized format, the weights are dequantized to float32 and a warning says so.
+ * Uploads an architecture's linear weights in the format asked for: `fp32`, `fp16`, `q8_0` or `q4_0` (rows converted
+ * at load, or kept as a file stored them), or, with no format given, as stored (quantized entries stay quantized).
+ * Float32 weights are kvt's columns `[in, out]`, or rows in groups of four where the backend multiplies those faster
+ * ({@link float32Layout}). Rows whose length is not a multiple of 32 stay float32 columns; where the active backend
+ * cannot multiply a format, the weights are dequantized to float32 and a warning says so.
  *
  * @example
  * ```ts
@@ -38,11 +40,11 @@ export class LinearWeights {
     private readonly keep: <T extends tf.Tensor>(t: T) => T,
   ) {}
 
-  /** The format a group of weights with rows of `inDim` values gets. */
-  private target(names: readonly string[], inDim: number): WeightFormat {
+  /** The format a group of weights with rows of `inDim` values gets: float32 columns, or rows of a format. */
+  private target(names: readonly string[], inDim: number): BlockFormat | 'columns' {
     const stored = names.map((n) => this.p.quantized(n)?.format);
     const wanted: WeightFormat = this.format ?? (stored.every((f) => f !== undefined && f === stored[0]) ? stored[0]! : 'fp32');
-    if (wanted === 'fp32' || inDim % BLOCK !== 0) return 'fp32';
+    if (wanted === 'fp32' || inDim % BLOCK !== 0) return float32Layout() === 'rows' && inDim % blockValues('fp32') === 0 ? 'fp32' : 'columns';
     if (!supportsWeightFormat(wanted)) {
       const backend = tf.getBackend();
       if (!warned.has(backend + wanted))
@@ -51,7 +53,7 @@ export class LinearWeights {
             '@kvt/backend-wasm and @kvt/backend-cpu multiply q8_0 and q4_0 as stored.',
         );
       warned.add(backend + wanted);
-      return 'fp32';
+      return 'columns';
     }
     return wanted;
   }
@@ -59,39 +61,54 @@ export class LinearWeights {
   /** Weights `names`, each `[inDim, outs[i]]` in kvt's layout, side by side along out (a fused projection). */
   linear(names: readonly string[], inDim: number, outs: readonly number[]): LinearWeight {
     const format = this.target(names, inDim);
-    if (format === 'fp32') {
+    if (format === 'columns') {
       const parts = names.map((n, i) => this.p.take(n, [inDim, outs[i]!]));
       return this.keep(tf.tidy(() => (parts.length === 1 ? tf.tensor2d(parts[0]!.data, [inDim, outs[0]!]) : tf.concat(parts.map((h) => tf.tensor2d(h.data, [...h.shape] as [number, number])), 1))) as tf.Tensor2D);
     }
     const rows = names.map((n, i) => this.rows(n, inDim, outs[i]!, format));
-    return this.upload(concatBytes(rows), format, inDim, outs.reduce((a, b) => a + b, 0));
+    return this.upload(concatBytes(rows), format, inDim, outs.reduce((a, b) => a + b, 0), names);
   }
 
   /**
-   * A table `[rows, cols]` in kvt's layout (an embedding) as quantized rows in the format asked for, or undefined
-   * when it stays float32: a tied output projection multiplies these rows, and lookups gather them.
+   * A table `[rows, cols]` in kvt's layout (an embedding) as rows in the format asked for, or undefined when it stays
+   * float32 columns: a tied output projection multiplies these rows, and lookups gather them.
    */
-  table(name: string, rows: number, cols: number): QuantizedWeight | undefined {
+  table(name: string, rows: number, cols: number): BlockWeight | undefined {
     const format = this.target([name], cols);
-    if (format === 'fp32') return undefined;
+    if (format === 'columns') return undefined;
     const q = this.p.quantized(name);
-    const bytes = q && q.format === format && !q.transposed && q.rows === rows && q.cols === cols ? q.bytes : quantizeRows(this.p.take(name, [rows, cols]).data, rows, cols, format);
-    return this.upload(bytes, format, cols, rows);
+    const bytes = q && q.format === format && !q.transposed && q.rows === rows && q.cols === cols ? q.bytes : rowBytes(this.p.take(name, [rows, cols]).data, rows, cols, format);
+    return this.upload(bytes, format, cols, rows, [name]);
   }
 
-  /** Quantized rows `[out, in]` of a `[in, out]` weight. */
-  private rows(name: string, inDim: number, outDim: number, format: QuantizedFormat): Uint8Array {
+  /** Rows `[out, in]` in `format` of a `[in, out]` weight. */
+  private rows(name: string, inDim: number, outDim: number, format: BlockFormat): Uint8Array {
     const q = this.p.quantized(name);
     if (q && q.format === format && q.transposed && q.rows === outDim && q.cols === inDim) return q.bytes;
-    return quantizeRows(this.p.takeTransposed(name, [inDim, outDim]).data, outDim, inDim, format);
+    return rowBytes(this.p.takeTransposed(name, [inDim, outDim]).data, outDim, inDim, format);
   }
 
-  /** Uploads GGUF-ordered rows in linear weights' row groups of four (see `RowGroup`). */
-  private upload(bytes: Uint8Array, format: QuantizedFormat, inDim: number, outDim: number): QuantizedWeight {
-    const q = quantizedWeight(bytes, format, inDim, outDim, LINEAR_ROW_GROUP);
+  /**
+   * Uploads rows in GGUF's order in linear weights' row groups of four (see `RowGroup`). fp16 rows are checked to be
+   * finite first: the kernels widen finite halves only, and a value beyond ±65504 (converted) or an inf or NaN in the
+   * file would otherwise compute silently wrong.
+   */
+  private upload(bytes: Uint8Array, format: BlockFormat, inDim: number, outDim: number, names: readonly string[]): BlockWeight {
+    if (format === 'fp16') {
+      const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+      for (let i = 0; i < halves.length; i++)
+        if ((halves[i]! & 0x7c00) === 0x7c00)
+          throw new InvalidOptionError('weights', 'fp16', `weights within fp16's range (±65504): ${names.join(', ')} holds inf, NaN or a larger value; load it with weights: 'fp32' or 'q8_0'`);
+    }
+    const q = blockWeight(bytes, format, inDim, outDim, LINEAR_ROW_GROUP);
     this.keep(q.w);
     return q;
   }
+}
+
+/** Float32 rows `[rows, cols]` as the bytes of `format`'s blocks. */
+function rowBytes(data: Float32Array, rows: number, cols: number, format: BlockFormat): Uint8Array {
+  return format === 'fp32' ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : quantizeRows(data, rows, cols, format);
 }
 
 function concatBytes(parts: readonly Uint8Array[]): Uint8Array {

@@ -58,7 +58,7 @@ export function halfToFloat(h: number): number {
 /**
  * Quantizes a row-major matrix `[rows, cols]` (cols a multiple of 32) as llama.cpp's reference quantizers do, in
  * float32 arithmetic: Q8_0 blocks take d = max|x| / 127, q = roundf(x · (1/d)); Q4_0 blocks take the value of largest
- * magnitude m, d = m / −8, q = min(15, (int)(x · (1/d) + 8.5)).
+ * magnitude m, d = m / −8, q = min(15, (int)(x · (1/d) + 8.5)). `fp16` rounds each value to the nearest half.
  *
  * @example
  * ```ts
@@ -72,6 +72,10 @@ export function quantizeRows(data: Float32Array, rows: number, cols: number, for
   const view = new DataView(out.buffer);
   const size = blockBytes(format);
   let at = 0;
+  if (format === 'fp16') {
+    data.forEach((v, i) => view.setUint16(2 * i, floatToHalf(v), true));
+    return out;
+  }
   for (let i = 0; i < data.length; i += BLOCK, at += size) {
     if (format === 'q8_0') {
       let amax = 0;
@@ -105,6 +109,10 @@ export function dequantizeRows(bytes: Uint8Array, rows: number, cols: number, fo
   const out = new Float32Array(rows * cols);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const size = blockBytes(format);
+  if (format === 'fp16') {
+    for (let i = 0; i < out.length; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+    return out;
+  }
   for (let b = 0, at = 0; b < out.length; b += BLOCK, at += size) {
     const d = halfToFloat(view.getUint16(at, true));
     if (format === 'q8_0') for (let k = 0; k < BLOCK; k++) out[b + k] = d * view.getInt8(at + 2 + k);
