@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ const bin = join(repo, 'packages/cli/dist/bin.js');
 const fixtures = process.env.KVT_FIXTURES ?? join(repo, '..', 'shared', 'fixtures');
 const stories = join(fixtures, 'stories260K', 'stories260K.bin');
 const kvt = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+const tmp = mkdtempSync(join(tmpdir(), 'kvt-cli-'));
 const kvtWithInput = (input: string, ...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000, input });
 
 describe.skipIf(!existsSync(bin) || !existsSync(stories))('the kvt command', () => {
@@ -83,5 +85,30 @@ describe.skipIf(!existsSync(bin) || !existsSync(stories))('the kvt command', () 
     const samples = JSON.parse(kvt('generate', '--model', stories, '--prompt', 'Once', '--max-new-tokens', '8', '--temperature', '1', '--seed', '2', '--num-return', '3', '--json').stdout);
     expect(samples.hypotheses).toHaveLength(3);
     expect(samples.cache.length).toBe(2 + 7); // one prompt row prefilled, three rows then
+  });
+
+  it('chat: 10 turns, each prefilling only its new tokens; --save-state then --load-state continues as one session; a bad state exits 2', () => {
+    const turns = ['Once upon a time', ' The dog', ' Then', ' She said', ' The sun', ' A bird', ' They ran', ' At night', ' Mom', ' The end'];
+    const r = kvtWithInput(turns.join('\n') + '\n', 'chat', '--model', stories, '--max-new-tokens', '12', '--json', '--save-state', join(tmp, 'chat.kvts'));
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(10);
+    let sessionTokens = 1; // BOS
+    lines.forEach((l, i) => {
+      const own = JSON.parse(kvt('generate', '--model', stories, '--prompt', turns[i]!, '--max-new-tokens', '1', '--json').stdout).promptTokens.length - 1; // without BOS
+      // the turn's own tokens, plus BOS on the first turn or the previous turn's last token after it: never earlier turns
+      expect(l.prefillTokens, `turn ${i}`).toBe(own + 1);
+      sessionTokens += own + l.tokens.length;
+      expect(l.sessionTokens).toBe(sessionTokens);
+      expect(l.cache.length).toBe(sessionTokens - 1);
+    });
+    // one more turn from the saved state equals the 11th turn of one uninterrupted session
+    const more = kvtWithInput(' Again\n', 'chat', '--model', stories, '--max-new-tokens', '12', '--json', '--load-state', join(tmp, 'chat.kvts'));
+    const whole = kvtWithInput([...turns, ' Again'].join('\n') + '\n', 'chat', '--model', stories, '--max-new-tokens', '12', '--json');
+    expect(JSON.parse(more.stdout).tokens).toEqual(JSON.parse(whole.stdout.trim().split('\n')[10]!).tokens);
+    writeFileSync(join(tmp, 'bad.kvts'), 'not a state');
+    const bad = kvtWithInput('x\n', 'chat', '--model', stories, '--load-state', join(tmp, 'bad.kvts'));
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/not a usable kvt cache state/);
   });
 });

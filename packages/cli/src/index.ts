@@ -1,5 +1,5 @@
 /**
- * The `kvt` command line: `kvt generate`, `kvt translate`, `kvt evaluate`, `kvt quantize`, `kvt bench`.
+ * The `kvt` command line: `kvt generate`, `kvt chat`, `kvt translate`, `kvt evaluate`, `kvt quantize`, `kvt bench`.
  *
  * @example
  * ```sh
@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { GENERATION_OPTIONS, InvalidOptionError, KvtError, UnsupportedError } from '@kvt/core';
 import { WEIGHT_FORMATS } from '@kvt/kernels';
+import { runChat } from './commands/chat.js';
 import { runGenerate } from './commands/generate.js';
 import { runTranslate } from './commands/translate.js';
 import { defaultTestSet, runEvaluate } from './commands/evaluate.js';
@@ -49,11 +50,33 @@ export function createProgram(): Command {
     .option('--beams <n>', 'beam search width (1 = no beam search)', count('--beams'))
     .option('--num-return <n>', 'outputs: the n best beams, or n samples sharing one prefill (with --temperature)', count('--num-return'))
     .option('--stop <text>', 'stop before this text (repeatable)', collect)
+    .option('--load-state <file>', 'continue a session saved with --save-state (the prompt continues its text)')
+    .option('--save-state <file>', 'save the session (tokens and KV cache) after generating')
     .addOption(backendOption())
     .addOption(weightsOption())
     .addOption(cacheOption())
     .option('--json', 'print one JSON object on stdout')
     .action((o) => runGenerate(o));
+  program
+    .command('chat')
+    .description('a session that keeps its KV cache across turns: each line of standard input continues the text, and only the new tokens are prefilled')
+    .option('--model <path>', 'decoder-only model file or folder (required)')
+    .option('--tokenizer <path>', 'tokenizer file of the same vocabulary (default: found beside the model)')
+    .option('--max-new-tokens <n>', 'most tokens per turn (default 64)', count('--max-new-tokens'))
+    .option('--temperature <t>', '0 = greedy (default); > 0 samples', float('--temperature'))
+    .option('--top-k <k>', 'sample from the k most likely tokens', int('--top-k'))
+    .option('--top-p <p>', 'nucleus sampling threshold in (0, 1]', float('--top-p'))
+    .option('--min-p <p>', 'drop tokens below p × the top probability', float('--min-p'))
+    .option('--repetition-penalty <r>', 'penalize repeated tokens (> 1)', float('--repetition-penalty'))
+    .option('--seed <s>', 'sampling seed', int('--seed'))
+    .option('--stop <text>', 'stop a turn before this text (repeatable)', collect)
+    .option('--load-state <file>', 'continue a session saved with --save-state')
+    .option('--save-state <file>', 'save the session (tokens and KV cache) when the input ends')
+    .addOption(backendOption())
+    .addOption(weightsOption())
+    .addOption(new Option('--cache <mode>', "the session's KV cache: the backend's own, or the reference concat cache").choices(['backend', 'concat']).default('backend'))
+    .option('--json', 'print one JSON line per turn')
+    .action((o) => runChat(o));
   program
     .command('translate')
     .description('translate with an encoder-decoder model (default: the embedded English→Spanish model)')
@@ -128,7 +151,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2; // commander printed the usage error
     }
     if (KvtError.isInstance(e)) {
-      const usage = ['INVALID_OPTION', 'INVALID_INPUT', 'TOKEN_OUT_OF_RANGE', 'PROMPT_TOO_LONG', 'MODEL_FORMAT', 'UNSUPPORTED', 'SHAPE_MISMATCH', 'RESOURCE_LIMIT', 'FILE_ACCESS'];
+      const usage = ['INVALID_OPTION', 'INVALID_INPUT', 'TOKEN_OUT_OF_RANGE', 'PROMPT_TOO_LONG', 'MODEL_FORMAT', 'UNSUPPORTED', 'SHAPE_MISMATCH', 'RESOURCE_LIMIT', 'FILE_ACCESS', 'CACHE_STATE'];
       process.stderr.write(`kvt: ${inFlags(e.message)}\n`);
       return usage.includes(e.code) ? 2 : 1;
     }

@@ -55,6 +55,15 @@ export {
   type GeneratedSequence,
 } from './generation/generate.js';
 export {
+  GenerationSession,
+  createSession,
+  resumeSession,
+  type SessionCacheMode,
+  type SessionOptions,
+  type SessionRequest,
+  type SessionResult,
+} from './generation/generation-session.js';
+export {
   translate,
   translateStream,
   type TranslateRequest,

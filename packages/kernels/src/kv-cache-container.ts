@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { CacheStateError, DisposedError } from '@kvt/core';
 import type { KVCache, KVCacheOptions } from './kv-cache.js';
 
@@ -39,6 +39,8 @@ export interface KVStorage {
   truncate?(length: number): void;
   /** An independent copy holding positions `[0, length)`. */
   fork(length: number, rows: number): KVStorage;
+  /** K and V of `layer`, positions `[0, length)` of every row: `[rows, kvHeads, length, headDim]` each (a copy). */
+  read(layer: number, length: number, rows: number): { k: Float32Array; v: Float32Array };
   dispose(): void;
 }
 
@@ -167,6 +169,38 @@ export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCach
     if (length === this.len) return;
     this.storage.truncate?.(length);
     this.len = length;
+  }
+
+  /** K and V of `layer` over the valid positions: `[rows, kvHeads, length, headDim]` each (a copy, for saving). */
+  read(layer: number): { k: Float32Array; v: Float32Array } {
+    this.check();
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.numLayers) throw new CacheStateError(`read(${layer}): the cache has ${this.numLayers} layers.`);
+    return this.storage.read(layer, this.len, this.rows);
+  }
+
+  /**
+   * Fills an empty cache with `length` positions per row: every layer's K and V `[rows, kvHeads, length, headDim]`
+   * and the rows' left padding (a restored state). Written through the storage's own append, so every backend
+   * restores what any backend saved.
+   */
+  write(layers: readonly { k: Float32Array; v: Float32Array }[], length: number, padding: readonly number[]): void {
+    this.check();
+    if (this.len !== 0) throw new CacheStateError('write() fills an empty cache; this one holds positions.');
+    const size = this.rows * this.numKvHeads * length * this.headDim;
+    if (layers.length !== this.numLayers || layers.some((l) => l.k.length !== size || l.v.length !== size))
+      throw new CacheStateError(`write() needs ${this.numLayers} layers of K and V with ${size} values each.`);
+    this.setPadding(padding);
+    if (length === 0) return;
+    const shape: [number, number, number, number] = [this.rows, this.numKvHeads, length, this.headDim];
+    layers.forEach((l, layer) => {
+      const at = this.prepareWrite(layer, this.rows, length);
+      // the storage keeps what it stores; the attention of zero queries and every temporary are dropped
+      tf.tidy(() => {
+        const [q, k, v] = [new Float32Array(size), l.k, l.v].map((d) => tf.tensor4d(d, shape));
+        this.storage.attend(layer, q!, k!, v!, at);
+      });
+    });
+    this.advance(length);
   }
 
   fork(): KVCacheContainer<S> {

@@ -15,10 +15,11 @@ export {
 export { DecoderOnlyTransformer } from './architectures/decoder-only.js';
 export type { KVCache, KVCacheFactory, KVCacheOptions } from '@kvt/kernels';
 export { ConcatKVCache, ConcatStorage, groupedAttention } from './kv-cache/concat-cache.js';
-export { cloneStore, gatherStoreRows, mapStores, type TensorStore } from './kv-cache/tensor-stores.js';
+export { cloneStore, gatherStoreRows, mapStores, readStores, type TensorStore } from './kv-cache/tensor-stores.js';
 export { EncoderDecoderKVCache, type CrossKV } from './kv-cache/encoder-decoder-cache.js';
 export { causalPaddingMask, MASKED } from './kv-cache/attention-mask.js';
 export { createKVCache, hasBackendKVCache, type KVCacheKind } from './kv-cache/registry.js';
+export { restoreSession, saveSession } from './kv-cache/session-state.js';
 export { activate, embed, linear, norm, type Activation, type Linear, type Norm } from './layers/ops.js';
 export { sinusoidalTable, rotaryTables, applyRotary, type PositionSpec, type SinusoidalSpec, type LearnedSpec } from './layers/positions.js';
 export { ParameterSet, hostTensor, transpose2d, type HostTensor } from './weights/host-tensor.js';

@@ -110,6 +110,21 @@ export class HostStorage implements KVStorage {
     this.cap = newCap;
   }
 
+  read(layer: number, length: number, rows: number): { k: Float32Array; v: Float32Array } {
+    const { numKvHeads: kvh, headDim: hd } = this.options;
+    const { f32 } = this.layout;
+    const [k, v] = [this.layout.k[layer]!, this.layout.v[layer]!].map((base) => {
+      const out = new Float32Array(rows * kvh * length * hd);
+      for (let r = 0; r < rows; r++)
+        for (let h = 0; h < kvh; h++) {
+          const s = base / 4 + (r * kvh + h) * this.cap * hd;
+          out.set(f32.subarray(s, s + length * hd), (r * kvh + h) * length * hd);
+        }
+      return out;
+    });
+    return { k: k!, v: v! };
+  }
+
   reserve(needed: number, length: number, rows: number): void {
     // amortized growth: double (never past the model's positions), copying the valid rows once
     const cap = Math.min(this.options.maxLength, Math.max(needed, 2 * this.cap));

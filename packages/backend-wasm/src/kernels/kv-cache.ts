@@ -113,6 +113,21 @@ export class WasmStorage implements KVStorage {
     this.rowsAt = next;
   }
 
+  read(layer: number, length: number): { k: Float32Array; v: Float32Array } {
+    const { numKvHeads: kvh, headDim: hd } = this.options;
+    const [k, v] = [new Float32Array(this.rowsAt.length * kvh * length * hd), new Float32Array(this.rowsAt.length * kvh * length * hd)];
+    const f32 = new Float32Array(this.heap.u8.buffer);
+    this.rowsAt.forEach((at, r) =>
+      [k, v].forEach((out, kv) => {
+        for (let h = 0; h < kvh; h++) {
+          const from = (at + this.headAt(layer, kv as 0 | 1, h, this.cap)) / 4;
+          out.set(f32.subarray(from, from + length * hd), (r * kvh + h) * length * hd);
+        }
+      }),
+    );
+    return { k, v };
+  }
+
   fork(length: number, rows: number): WasmStorage {
     const copy = new WasmStorage(this.options, rows, this.cap);
     this.rowsAt.forEach((at, r) => this.copyRow(at, this.cap, copy.rowsAt[r]!, copy.cap, length));

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { MASKED, cloneStore, gatherStoreRows, groupedAttention, mapStores, type TensorStore } from '@kvt/models';
+import { MASKED, cloneStore, gatherStoreRows, groupedAttention, mapStores, readStores, type TensorStore } from '@kvt/models';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 
 /** Buckets are powers of two: the storage never holds more than 2× the valid length. */
@@ -107,6 +107,10 @@ export class BucketStorage implements KVStorage {
   }
 
   // truncate: positions ≥ length are masked and overwritten when written again (nothing to do)
+
+  read(layer: number, length: number): { k: Float32Array; v: Float32Array } {
+    return readStores(this.keys, this.values, layer, length);
+  }
 
   fork(): BucketStorage {
     const copy = new BucketStorage(this.options, this.hint);

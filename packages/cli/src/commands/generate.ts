@@ -1,5 +1,7 @@
-import { InvalidInputError, InvalidOptionError, generateStream, tokensPerSecond } from '@kvt/core';
+import { InvalidInputError, InvalidOptionError, createSession, generateStream, tokensPerSecond, type DecoderOnlyModel, type GenerateResult, type GenerationSession } from '@kvt/core';
 import { loadModel, type WeightFormat } from '@kvt/loaders';
+import { restoreSession, saveSession } from '@kvt/models';
+import { readState, writeState } from './chat.js';
 import { useBackend } from '../backends.js';
 import { defined, textOrStdin } from '../options.js';
 import { loadingBar } from '../progress.js';
@@ -22,23 +24,32 @@ export interface GenerateOptions {
   backend: string;
   weights?: WeightFormat;
   cache: 'backend' | 'concat' | 'none';
+  loadState?: string;
+  saveState?: string;
   json?: boolean;
 }
 
-/** `kvt generate`: streams text to stdout, or prints one JSON object with `--json`. */
+/**
+ * `kvt generate`: streams text to stdout, or prints one JSON object with `--json`. With `--load-state` /
+ * `--save-state` it runs as a session (see `kvt chat`): the prompt continues a saved session, and the session is saved.
+ */
 export async function runGenerate(o: GenerateOptions): Promise<void> {
   if (o.model === undefined) throw new InvalidOptionError('--model', undefined, 'a model file or folder (--model PATH)');
   const prompt = o.prompt === undefined ? undefined : textOrStdin(o.prompt);
+  const withState = o.loadState !== undefined || o.saveState !== undefined;
+  if (withState && o.cache === 'none') throw new InvalidOptionError('--cache', 'none', "a cache to save or load ('backend' or 'concat') with --save-state / --load-state");
+  const state = o.loadState === undefined ? undefined : readState(o.loadState);
   await useBackend(o.backend);
   const bar = loadingBar(!o.json);
   const t0 = performance.now();
   const loaded = await loadModel(o.model, { ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}), onProgress: bar.onProgress, ...defined({ weights: o.weights }) }).finally(bar.stop);
   const loadMs = performance.now() - t0;
+  let session: GenerationSession | undefined;
   try {
     if (loaded.kind !== 'decoder-only') throw new InvalidInputError(`${o.model} is an encoder-decoder model; use kvt translate.`);
     const tokenizer = loaded.tokenizer;
     if (!tokenizer && prompt) throw new InvalidInputError(`No tokenizer found for ${o.model}; pass --tokenizer.`);
-    const request = {
+    const options = {
       ...defined({
         maxNewTokens: o.maxNewTokens,
         temperature: o.temperature,
@@ -51,14 +62,23 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
         numReturnSequences: o.numReturn,
         stopStrings: o.stop,
       }),
-      cache: o.cache,
-      ...(tokenizer ? { tokenizer } : {}),
-      ...(tokenizer ? { prompt: prompt ?? '' } : { inputIds: [loaded.model.config.specialTokens.bos ?? 0] }),
     };
-    const stream = generateStream(loaded.model, request);
+    let stream;
+    if (withState) {
+      // a session: --load-state continues a saved one (the prompt continues its text); --save-state saves it after
+      const model = loaded.model as DecoderOnlyModel;
+      const cache = o.cache as 'backend' | 'concat';
+      const t = tokenizer ? { tokenizer } : {};
+      session = state ? await restoreSession(model, state, { ...t, cache }) : createSession(model, { ...t, cache });
+      stream = session.generateStream({ ...options, ...(tokenizer && prompt ? { prompt } : {}) });
+    } else {
+      const input = tokenizer ? { tokenizer, prompt: prompt ?? '' } : { inputIds: [loaded.model.config.specialTokens.bos ?? 0] };
+      stream = generateStream(loaded.model, { ...options, cache: o.cache, ...input });
+    }
     const streaming = !o.json && (o.numReturn ?? 1) === 1;
     if (streaming && prompt) process.stdout.write(prompt);
-    const result = await drain(stream, (text) => streaming && process.stdout.write(text));
+    const result = await drain<GenerateResult>(stream, (text) => streaming && process.stdout.write(text));
+    if (session && o.saveState !== undefined) writeState(o.saveState, await saveSession(session));
     const seq = result.sequences[0]!;
     const decodeMs = result.timing.decodeMs;
     const speed = tokensPerSecond(decodeMs);
@@ -73,7 +93,8 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
           backend: o.backend,
           config: result.config,
           timing: { loadMs, prefillMs: result.timing.prefillMs, firstTokenMs: result.timing.firstTokenMs, decodeMs, tokensPerSecond: speed },
-          cache: result.cache,
+          cache: session ? { length: session.cache.length, bytes: session.cache.bytes, capacity: session.cache.capacity } : result.cache,
+          ...('prefillTokens' in result ? { prefillTokens: result.prefillTokens, sessionTokens: session!.tokens.length } : {}),
           ...(seq.hypotheses ? { hypotheses: seq.hypotheses.map((h) => ({ tokens: h.tokens, text: h.text ?? '', score: h.score })) } : {}),
         }) + '\n',
       );
@@ -86,6 +107,7 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
       `\n${seq.tokens.length} tokens, ${speed.toFixed(1)} tokens/s (${o.backend}, load ${loadMs.toFixed(0)} ms, prefill ${result.timing.prefillMs.toFixed(1)} ms)\n`,
     );
   } finally {
+    session?.dispose();
     loaded.dispose();
   }
 }

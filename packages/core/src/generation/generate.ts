@@ -1,6 +1,7 @@
+import type { Cache } from '../contracts/cache.js';
 import type { DecoderOnlyModel } from '../contracts/model.js';
 import type { Tokenizer } from '../contracts/tokenizer.js';
-import { AbortedError, InvalidOptionError } from '../errors.js';
+import { AbortedError, CacheStateError, InvalidOptionError } from '../errors.js';
 import { BeamSearchStrategy, type Hypothesis } from './beam-search.js';
 import { resolveGenerationConfig, type GenerationConfig, type GenerationOptions } from './config.js';
 import type { GenerationEvent, TokenEvent, TokenLogprob } from './events.js';
@@ -8,7 +9,7 @@ import { abortChecker, asBatch, checkRequest, validateIdBatch } from './inputs.j
 import { GENERATE_OPTIONS, rejectUnknownOptions } from './option-names.js';
 import { decodeLoop, fanOut } from './pipeline.js';
 import { SamplingStrategy, type SequenceOutput } from './sampling-strategy.js';
-import { decoderOnlySession, type CacheMode } from './session.js';
+import { decoderOnlySession, type CacheMode, type DecodingSession } from './session.js';
 import type { FinishReason } from './stopping-criteria.js';
 
 /** A request to {@link generate} or {@link generateStream}. Give `inputIds`, or `prompt` with a `tokenizer`. */
@@ -23,8 +24,14 @@ export interface GenerateRequest extends GenerationOptions {
   signal?: AbortSignal;
   /** Called with every generated token (greedy and sampling; beam search streams {@link BeamEvent}s to the iterator). */
   onToken?: (event: TokenEvent) => void;
-  /** How past keys and values are kept (default 'auto': the backend's cache where a backend package is imported). */
-  cache?: CacheMode;
+  /**
+   * How past keys and values are kept (default 'auto': the backend's cache where a backend package is imported), or
+   * a cache that already holds a prefix (one row per input, from `model.createCache` and earlier calls): the inputs
+   * then continue it, only they are prefilled, and the cache is advanced in place and not released. After greedy
+   * or sampling of one sequence per input it holds the inputs and every generated token but the last; with beams
+   * or several samples its rows are the final beams' or samples'.
+   */
+  cache?: CacheMode | Cache;
 }
 
 /** One output of one prompt: a sample, or a beam hypothesis. */
@@ -115,11 +122,17 @@ export async function* generateStream(
   });
   if (config.stopStrings.length > 0 && !request.tokenizer)
     throw new InvalidOptionError('stopStrings', request.stopStrings, 'a tokenizer to go with them (request.tokenizer)');
-  validateIdBatch(prompts, model.config.vocabSize, model.config.maxPositions, config.maxNewTokens, 'prompt');
+  const given = typeof request.cache === 'object' ? request.cache : undefined;
+  if (given && given.batchSize !== prompts.length)
+    throw new CacheStateError(`The cache holds ${given.batchSize} rows; the request has ${prompts.length} inputs to continue them.`);
+  // a given cache's positions are taken: the inputs continue after them
+  validateIdBatch(prompts, model.config.vocabSize, model.config.maxPositions - (given?.length ?? 0), config.maxNewTokens, 'prompt');
   const tokenizer = request.tokenizer;
   const fan = config.numBeams > 1 ? config.numBeams : config.numReturnSequences;
 
-  const session = decoderOnlySession(model, prompts.length, request.cache ?? 'auto', longest + config.maxNewTokens - 1);
+  const session: DecodingSession = given
+    ? { vocabSize: model.config.vocabSize, cache: given, step: (t) => model.forward(t, given), reorder: (i) => given.reorder(i), dispose: () => {} }
+    : decoderOnlySession(model, prompts.length, (request.cache as CacheMode | undefined) ?? 'auto', longest + config.maxNewTokens - 1);
   const stepMs: number[] = [];
   let firstTokenMs = 0;
   let cacheInfo: GenerateResult['cache'] = null;

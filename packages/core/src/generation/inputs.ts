@@ -59,6 +59,11 @@ export function checkRequest(
   const s = request.signal as { aborted?: unknown; addEventListener?: unknown } | undefined;
   if (s !== undefined && (s === null || typeof s !== 'object' || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function'))
     throw new InvalidOptionError('signal', s, 'an AbortSignal (new AbortController().signal, AbortSignal.timeout(ms))');
-  if (request.cache !== undefined && !CACHE_MODES.includes(request.cache as string))
-    throw new InvalidOptionError('cache', request.cache, "'auto', 'backend', 'concat' or 'none'");
+  const c = request.cache as Record<string, unknown> | undefined;
+  if (c !== null && typeof c === 'object') {
+    if (call !== 'generate' || ['reorder', 'truncate', 'fork', 'dispose'].some((m) => typeof c[m] !== 'function') || typeof c.batchSize !== 'number')
+      throw new InvalidOptionError('cache', c, call === 'generate' ? "a cache from model.createCache, or 'auto', 'backend', 'concat' or 'none'" : "'auto', 'backend', 'concat' or 'none'");
+    if (c.disposed === true) throw new InvalidOptionError('cache', c, 'a cache that is not disposed');
+  } else if (c !== undefined && !CACHE_MODES.includes(c as unknown as string))
+    throw new InvalidOptionError('cache', c, call === 'generate' ? "'auto', 'backend', 'concat', 'none', or a cache from model.createCache" : "'auto', 'backend', 'concat' or 'none'");
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 import { causalPaddingMask } from './attention-mask.js';
-import { cloneStore, gatherStoreRows, mapStores, type TensorStore } from './tensor-stores.js';
+import { cloneStore, gatherStoreRows, mapStores, readStores, type TensorStore } from './tensor-stores.js';
 
 /**
  * Grouped-query attention: q `[b, heads, n, hd]` over k, v `[b, kvHeads, T, hd]` with an additive mask
@@ -56,6 +56,10 @@ export class ConcatStorage implements KVStorage {
 
   truncate(length: number): void {
     mapStores([this.keys, this.values], (t) => (length === 0 ? null : tf.slice(t, [0, 0, 0, 0], [-1, -1, length, -1])));
+  }
+
+  read(layer: number, length: number): { k: Float32Array; v: Float32Array } {
+    return readStores(this.keys, this.values, layer, length);
   }
 
   fork(): ConcatStorage {

@@ -33,3 +33,18 @@ export function gatherStoreRows(stores: readonly TensorStore[], indices: readonl
 export function cloneStore(store: TensorStore): TensorStore {
   return store.map((t) => (t ? tf.keep(tf.clone(t)) : null));
 }
+
+/**
+ * K and V of `layer` from tensor stores `[rows, kvHeads, ≥ length, headDim]`, positions `[0, length)`, read back
+ * (what a tensor-backed storage's `read` returns; empty where nothing is stored yet).
+ */
+export function readStores(keys: TensorStore, values: TensorStore, layer: number, length: number): { k: Float32Array; v: Float32Array } {
+  const [k, v] = [keys[layer], values[layer]].map((t) => {
+    if (!t || length === 0) return new Float32Array(0);
+    const valid = tf.slice(t, [0, 0, 0, 0], [-1, -1, length, -1]);
+    const data = (valid.dataSync() as Float32Array).slice();
+    valid.dispose();
+    return data;
+  });
+  return { k: k!, v: v! };
+}

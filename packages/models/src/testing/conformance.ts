@@ -16,6 +16,8 @@ import {
   PromptTooLongError,
   TokenOutOfRangeError,
   argmax,
+  createRng,
+  createSession,
   generate,
   translate,
   type Cache,
@@ -29,6 +31,7 @@ import { QUANTIZED_FORMATS, supportsWeightFormat } from '@kvt/kernels';
 import { LlamaModel, type LlamaConfig } from '../architectures/llama.js';
 import { randomLlamaParameters } from '../weights/random.js';
 import { dequantizedLlamaParameters } from './dequantized.js';
+import { restoreSession, saveSession } from '../kv-cache/session-state.js';
 import { tinyDecoderOnlyModels, tinyEncoderDecoderModels } from './tiny-models.js';
 
 export interface ConformanceOptions {
@@ -332,6 +335,73 @@ export function describeCacheConformance(o: ConformanceOptions): void {
         got.forEach((h, i) => expect(Math.abs(h.score - expected[i]!.score)).toBeLessThan(1e-4));
       } finally {
         model.dispose();
+      }
+    });
+
+    it('a session of 5 turns equals uncached greedy runs over the whole conversation; each turn prefills only its new tokens', async () => {
+      const model = tinyDecoderOnlyModels[0]!.build(8);
+      const session = createSession(model, { cache: o.cache, prefix: [1] });
+      try {
+        const rng = createRng(21);
+        let conversation = [1];
+        for (let turn = 0; turn < 5; turn++) {
+          const ids = Array.from({ length: 1 + (turn % 3) }, () => 3 + Math.floor(rng.next() * (model.config.vocabSize - 3)));
+          const got = await session.generate({ inputIds: ids, maxNewTokens: 6, stopTokenIds: [] });
+          // the previous turn's last token (not in the cache yet) and this turn's ids: nothing earlier again
+          expect(got.prefillTokens, `turn ${turn}`).toBe(1 + ids.length);
+          conversation = [...conversation, ...ids];
+          const want = await generate(model, { inputIds: conversation, maxNewTokens: 6, stopTokenIds: [], cache: 'none' });
+          expect(got.sequences[0]!.tokens, `turn ${turn}`).toEqual(want.sequences[0]!.tokens);
+          conversation = [...conversation, ...want.sequences[0]!.tokens];
+          expect(session.tokens).toEqual(conversation);
+          expect(session.cache.length).toBe(conversation.length - 1);
+        }
+        // a fork continues independently; truncate rewinds; beams in a session keep the best beam
+        const branch = session.fork();
+        const a = await branch.generate({ inputIds: [5], maxNewTokens: 4, stopTokenIds: [] });
+        const b = await session.generate({ inputIds: [5], maxNewTokens: 4, stopTokenIds: [] });
+        expect(a.sequences[0]!.tokens).toEqual(b.sequences[0]!.tokens);
+        branch.dispose();
+        session.truncate(conversation.length);
+        const beams = await session.generate({ inputIds: [6], maxNewTokens: 5, numBeams: 3, stopTokenIds: [] });
+        const beamsWant = await generate(model, { inputIds: [...conversation, 6], maxNewTokens: 5, numBeams: 3, stopTokenIds: [], cache: 'none' });
+        expect(beams.sequences[0]!.tokens).toEqual(beamsWant.sequences[0]!.tokens);
+        expect(session.cache.batchSize).toBe(1);
+        const after = await session.generate({ inputIds: [7], maxNewTokens: 3, stopTokenIds: [] });
+        const afterWant = await generate(model, { inputIds: [...conversation, 6, ...beamsWant.sequences[0]!.tokens, 7], maxNewTokens: 3, stopTokenIds: [], cache: 'none' });
+        expect(after.sequences[0]!.tokens).toEqual(afterWant.sequences[0]!.tokens);
+        expect(after.prefillTokens).toBe(5 + 1); // the beam's tokens were not kept in the cache: fed again with the new id
+      } finally {
+        session.dispose();
+        model.dispose();
+      }
+    });
+
+    it('save → restore → continue equals continuing without the round trip; a corrupt state or another model is a typed error', async () => {
+      const model = tinyDecoderOnlyModels[0]!.build(9);
+      const other = tinyDecoderOnlyModels[0]!.build(10);
+      const session = createSession(model, { cache: o.cache, prefix: [1] });
+      try {
+        await session.generate({ inputIds: [4, 5, 6], maxNewTokens: 5, stopTokenIds: [] });
+        const bytes = await saveSession(session);
+        const restored = await restoreSession(model, bytes, { cache: o.cache });
+        expect(restored.tokens).toEqual(session.tokens);
+        const a = await session.generate({ inputIds: [7], maxNewTokens: 6, stopTokenIds: [] });
+        const b = await restored.generate({ inputIds: [7], maxNewTokens: 6, stopTokenIds: [] });
+        expect(b.sequences[0]!.tokens).toEqual(a.sequences[0]!.tokens);
+        expect(b.prefillTokens).toBe(a.prefillTokens);
+        restored.dispose();
+        const before = tf.memory().numTensors;
+        const corrupt = bytes.slice();
+        corrupt[corrupt.length - 40]! ^= 1;
+        await expect(restoreSession(model, corrupt)).rejects.toThrow(CacheStateError);
+        await expect(restoreSession(model, bytes.slice(0, bytes.length - 8))).rejects.toThrow(/not a usable kvt cache state/);
+        await expect(restoreSession(other, bytes)).rejects.toThrow(/saved from another model/);
+        expect(tf.memory().numTensors).toBe(before);
+      } finally {
+        session.dispose();
+        model.dispose();
+        other.dispose();
       }
     });
 
