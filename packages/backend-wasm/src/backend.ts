@@ -30,6 +30,7 @@ export const wasmBackend: Backend<WasmActivateOptions> = {
   weightFormats: ['fp32', 'fp16', 'q8_0', 'q4_0'],
   // rows in groups of four stream at the memory's speed in a decode step (decision 0010)
   float32Layout: 'rows',
+  kvDtypes: ['fp32', 'fp16', 'int8'],
   async activate(options: WasmActivateOptions = {}): Promise<void> {
     // Node finds the files beside tfjs-backend-wasm; a browser fetches them from here (or where the caller says)
     const paths = options.wasmPaths ?? (inNode ? undefined : wasmFileUrls());

@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { GENERATION_OPTIONS, InvalidOptionError, KvtError, UnsupportedError } from '@kvt/core';
+import { GENERATION_OPTIONS, InvalidOptionError, KV_DTYPES, KvtError, UnsupportedError } from '@kvt/core';
 import { WEIGHT_FORMATS } from '@kvt/kernels';
 import { runChat } from './commands/chat.js';
 import { runGenerate } from './commands/generate.js';
@@ -25,6 +25,7 @@ const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.
 const backendOption = () => new Option('--backend <name>', 'compute backend').choices(['cpu', 'wasm']).default('wasm');
 const weightsOption = () =>
   new Option('--weights <format>', 'linear weights on the backend: fp32, fp16, or quantized at load to q8_0 / q4_0 (default: as the file stores them)').choices([...WEIGHT_FORMATS]);
+const kvDtypeOption = () => new Option('--kv-dtype <type>', 'how the KV cache stores keys and values (fp16, int8: wasm)').choices([...KV_DTYPES]).default('fp32');
 const cacheOption = () =>
   new Option('--cache <mode>', 'KV cache: the backend\'s own, the reference concat cache, or none (recompute)').choices(['backend', 'concat', 'none']).default('backend');
 
@@ -55,6 +56,7 @@ export function createProgram(): Command {
     .addOption(backendOption())
     .addOption(weightsOption())
     .addOption(cacheOption())
+    .addOption(kvDtypeOption())
     .option('--json', 'print one JSON object on stdout')
     .action((o) => runGenerate(o));
   program
@@ -75,6 +77,7 @@ export function createProgram(): Command {
     .addOption(backendOption())
     .addOption(weightsOption())
     .addOption(new Option('--cache <mode>', "the session's KV cache: the backend's own, or the reference concat cache").choices(['backend', 'concat']).default('backend'))
+    .addOption(kvDtypeOption())
     .option('--json', 'print one JSON line per turn')
     .action((o) => runChat(o));
   program

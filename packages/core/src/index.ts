@@ -6,6 +6,7 @@
  */
 export * from './errors.js';
 export type * from './contracts/cache.js';
+export { KV_DTYPES } from './contracts/cache.js';
 export type * from './contracts/model.js';
 export type { Tokenizer, StreamDecoder } from './contracts/tokenizer.js';
 export { createIncrementalDecoder } from './contracts/tokenizer.js';

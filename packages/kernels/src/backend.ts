@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UnsupportedError } from '@kvt/core';
+import type { KVDtype } from '@kvt/core';
 import type { KVCache, KVCacheOptions } from './kv-cache.js';
 import type { WeightFormat } from './weight-formats.js';
 
@@ -17,6 +18,8 @@ export interface Backend<ActivateOptions = Record<string, never>> {
    * tf.matMul takes) or as rows `[out, in]` in row groups of four (one sequential stream per decode step).
    */
   readonly float32Layout?: 'columns' | 'rows';
+  /** How its KV cache can store K/V (default: 'fp32' only). */
+  readonly kvDtypes?: readonly KVDtype[];
   /** Makes this backend the active tfjs backend (models loaded afterwards live there). */
   activate(options?: ActivateOptions): Promise<void>;
   /** The backend's own KV cache: storage where the backend computes, written in place. */
@@ -56,6 +59,10 @@ export function createBackendKVCache(options: KVCacheOptions): KVCache {
       `No kvt backend package is registered for the active tfjs backend '${name}', so there is no backend KV cache. ` +
         `Import one ('@kvt/backend-cpu', '@kvt/backend-wasm', '@kvt/backend-webgl' or '@kvt/backend-webgpu'), or ask for cache: 'concat'.`,
     );
+  const dtype = options.kvDtype ?? 'fp32';
+  const dtypes = backend.kvDtypes ?? ['fp32'];
+  if (!dtypes.includes(dtype))
+    throw new UnsupportedError(`The ${name} backend's KV cache stores K/V as ${dtypes.join(' or ')}, not ${dtype}; ask for kvDtype: ${dtypes.map((d) => `'${d}'`).join(' or ')}, or use @kvt/backend-wasm.`);
   return backend.createKVCache(options);
 }
 

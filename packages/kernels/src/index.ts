@@ -14,7 +14,7 @@
  * @packageDocumentation
  */
 export type { KVCache, KVCacheFactory, KVCacheOptions } from './kv-cache.js';
-export { KVCacheContainer, cacheChecks, type KVStorage, type WriteContext } from './kv-cache-container.js';
+export { KVCacheContainer, cacheChecks, kvBytesPerPosition, type KVStorage, type WriteContext } from './kv-cache-container.js';
 export { CACHE_STATE_VERSION, decodeCacheState, encodeCacheState, type CacheStateHeader } from './cache-state.js';
 export { activateTfBackend, createBackendKVCache, float32Layout, registerBackend, registeredBackend, supportsWeightFormat, type Backend } from './backend.js';
 export { KvtCacheAttend, KvtGatherRows, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';

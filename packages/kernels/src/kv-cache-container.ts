@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { CacheStateError, DisposedError } from '@kvt/core';
+import { CacheStateError, DisposedError, type KVDtype } from '@kvt/core';
 import type { KVCache, KVCacheOptions } from './kv-cache.js';
 
 /** Where a forward pass writes: what the container knows and every storage needs. */
@@ -44,6 +44,19 @@ export interface KVStorage {
   dispose(): void;
 }
 
+/**
+ * Bytes one position of one head takes in K (or V) stored as `dtype`: headDim values of 4, 2 or 1 bytes, plus an int8
+ * position's float32 scale.
+ *
+ * @example
+ * ```ts
+ * kvBytesPerPosition('int8', 64); // 68
+ * ```
+ */
+export function kvBytesPerPosition(dtype: KVDtype, headDim: number): number {
+  return dtype === 'fp32' ? 4 * headDim : dtype === 'fp16' ? 2 * headDim : headDim + 4;
+}
+
 /** The argument checks every KV cache shares. */
 export const cacheChecks = {
   /** setPadding: only on an empty cache, one entry per row. */
@@ -84,6 +97,7 @@ export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCach
   readonly numKvHeads: number;
   readonly headDim: number;
   readonly maxLength: number;
+  readonly kvDtype: KVDtype;
   private rows: number;
   private len = 0;
   private pads: number[];
@@ -98,6 +112,7 @@ export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCach
     this.numKvHeads = options.numKvHeads;
     this.headDim = options.headDim;
     this.maxLength = options.maxLength;
+    this.kvDtype = options.kvDtype ?? 'fp32';
     this.rows = options.batchSize;
     this.pads = new Array<number>(options.batchSize).fill(0);
   }
@@ -111,9 +126,9 @@ export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCach
   get capacity(): number {
     return this.storage.capacity;
   }
-  /** 2 × layers × rows × kvHeads × headDim × capacity × 4: the K/V storage allocated. */
+  /** 2 × layers × rows × kvHeads × capacity × bytes per position and head (see {@link kvBytesPerPosition}). */
   get bytes(): number {
-    return 2 * this.numLayers * this.rows * this.numKvHeads * this.headDim * this.storage.capacity * 4;
+    return 2 * this.numLayers * this.rows * this.numKvHeads * this.storage.capacity * kvBytesPerPosition(this.kvDtype, this.headDim);
   }
   get hostBytes(): number | undefined {
     return this.isDisposed ? (this.storage.hostBytes === undefined ? undefined : 0) : this.storage.hostBytes;
@@ -205,7 +220,7 @@ export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCach
 
   fork(): KVCacheContainer<S> {
     this.check();
-    const options = { numLayers: this.numLayers, batchSize: this.rows, numKvHeads: this.numKvHeads, headDim: this.headDim, maxLength: this.maxLength };
+    const options = { numLayers: this.numLayers, batchSize: this.rows, numKvHeads: this.numKvHeads, headDim: this.headDim, maxLength: this.maxLength, kvDtype: this.kvDtype };
     const copy = new KVCacheContainer(options, this.storage.fork(this.len, this.rows) as S);
     copy.len = this.len;
     copy.pads = [...this.pads];

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { Cache } from '@kvt/core';
+import type { Cache, KVDtype } from '@kvt/core';
 
 /**
  * The tensor-level side of a KV cache, which models call. Implementations: `ConcatKVCache` in `@kvt/models` (the
@@ -46,6 +46,8 @@ export interface KVCacheOptions {
   readonly maxLength: number;
   /** Positions to reserve up front. */
   readonly capacityHint?: number;
+  /** How K/V are stored (default 'fp32'). */
+  readonly kvDtype?: KVDtype;
 }
 
 export type KVCacheFactory = (options: KVCacheOptions) => KVCache;

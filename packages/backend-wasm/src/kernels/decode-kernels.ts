@@ -92,6 +92,7 @@ function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
     outAt, heap.offset(i.attentionNorm!), heap.offset(i.qkv!), heap.offset(i.o!), heap.offset(i.ffnNorm!),
     heap.offset(i.gateUp!), heap.offset(i.down!), heap.offset(i.cos!), heap.offset(i.sin!),
     t.kRows, t.vRows, t.pads, b, n, len, storage.capacity, d, H, KV, hd, F, a.epsilon, a.ropeStyle === 'half' ? 1 : 0, fmts, t.free,
+    storage.dtypeCode, storage.headBytes(storage.capacity),
   );
   return out;
 }
@@ -107,11 +108,12 @@ function cacheAttend({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const len = at.start;
   const t = storage.tables(layer, at, (len + n) * 4); // scores [len + n]
   const cap = storage.capacity;
-  heap.kernels.cache_write(heap.offset(k!), KV * n * hd, n * hd, hd, t.kRows, b, n, KV, hd, cap, len);
-  heap.kernels.cache_write(heap.offset(v!), KV * n * hd, n * hd, hd, t.vRows, b, n, KV, hd, cap, len);
+  const [dtype, stride] = [storage.dtypeCode, storage.headBytes(cap)];
+  heap.kernels.cache_write(heap.offset(k!), KV * n * hd, n * hd, hd, t.kRows, b, n, KV, hd, cap, len, dtype, stride);
+  heap.kernels.cache_write(heap.offset(v!), KV * n * hd, n * hd, hd, t.vRows, b, n, KV, hd, cap, len, dtype, stride);
   const out = heap.output([b, H, n, hd]);
   const o = heap.offset(out);
-  heap.kernels.attend(heap.offset(q!), H * n * hd, n * hd, hd, t.kRows, t.vRows, t.pads, o, H * n * hd, n * hd, hd, b, n, H, KV, hd, cap, len, t.free);
+  heap.kernels.attend(heap.offset(q!), H * n * hd, n * hd, hd, t.kRows, t.vRows, t.pads, o, H * n * hd, n * hd, hd, b, n, H, KV, hd, cap, len, t.free, dtype, stride);
   return out;
 }
 

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { KVCacheContainer, KvtCacheAttend, KvtLlamaBlock, runCacheAttend, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
+import { UnsupportedError } from '@kvt/core';
+import { halfToFloat } from '@kvt/models';
 import { heapOf, type WasmHeap } from './heap.js';
 
 /** Where a kernel finds one layer's storage: pointer tables in the heap's scratch, then free scratch floats. */
@@ -15,7 +17,8 @@ export interface LayerTables {
 /**
  * The WASM backend's K/V storage: K and V live in tfjs-wasm's own heap, where the kernels that write and read them
  * (kvt-kernels.c) run, so a decode step moves no K/V bytes through JavaScript. Each sequence (row) is one allocation
- * `[layers, K|V, kvHeads, capacity, headDim]`: a beam reorder keeps every row that survives where it is and copies
+ * `[layers, K|V, kvHeads, capacity, headDim]` of float32, fp16 or int8 values (int8: each head's region then holds a
+ * float32 scale per position; `kvDtype`): a beam reorder keeps every row that survives where it is and copies
  * only the rows that are duplicated (an identity reorder or a permutation copies nothing). Capacity doubles when
  * full (amortized O(1) appends, never past the model's positions).
  */
@@ -30,18 +33,33 @@ export class WasmStorage implements KVStorage {
     rows = options.batchSize,
     cap = Math.min(options.maxLength, Math.max(16, options.capacityHint ?? 64)),
   ) {
+    if (options.kvDtype !== undefined && options.kvDtype !== 'fp32' && options.headDim % 4 !== 0)
+      throw new UnsupportedError(`The wasm KV cache stores ${options.kvDtype} K/V for head sizes that are a multiple of 4 (this model's is ${options.headDim}); use kvDtype: 'fp32'.`);
     this.heap = heapOf(tf.backend());
     this.cap = cap;
     this.rowsAt = Array.from({ length: rows }, () => this.heap.malloc(this.rowBytes(cap)));
   }
 
+  /** Bytes of one stored value (fp32, fp16, int8). */
+  private get valueBytes(): number {
+    return { fp32: 4, fp16: 2, int8: 1 }[this.options.kvDtype ?? 'fp32'];
+  }
+  /** The kernels' code of the stored type (kvt-kernels.c's KV_*). */
+  get dtypeCode(): number {
+    return { fp32: 0, fp16: 1, int8: 2 }[this.options.kvDtype ?? 'fp32'];
+  }
+  /** Bytes of one head's region at capacity `cap`: cap × headDim values, then (int8) cap float32 scales; 16-aligned. */
+  headBytes(cap: number): number {
+    const scales = this.options.kvDtype === 'int8' ? 4 * cap : 0;
+    return Math.ceil((cap * this.options.headDim * this.valueBytes + scales) / 16) * 16;
+  }
   /** Bytes of one row: every layer's K and V at capacity `cap`. */
   private rowBytes(cap: number): number {
-    return 2 * this.options.numLayers * this.options.numKvHeads * cap * this.options.headDim * 4;
+    return 2 * this.options.numLayers * this.options.numKvHeads * this.headBytes(cap);
   }
   /** Byte offset of (layer, K = 0 | V = 1, head) inside a row of capacity `cap`. */
   private headAt(layer: number, kv: 0 | 1, head: number, cap: number): number {
-    return ((layer * 2 + kv) * this.options.numKvHeads + head) * cap * this.options.headDim * 4;
+    return ((layer * 2 + kv) * this.options.numKvHeads + head) * this.headBytes(cap);
   }
 
   get capacity(): number {
@@ -55,13 +73,18 @@ export class WasmStorage implements KVStorage {
   /** Copies the first `length` positions of every (layer, K/V, head) of row `src` (capacity `srcCap`) into `dst`. */
   private copyRow(src: number, srcCap: number, dst: number, dstCap: number, length: number): void {
     const u8 = this.heap.u8;
-    const bytes = length * this.options.headDim * 4;
+    const hd = this.options.headDim;
+    const bytes = length * hd * this.valueBytes;
     if (bytes === 0) return;
+    const int8 = this.options.kvDtype === 'int8';
     for (let l = 0; l < this.options.numLayers; l++)
       for (const kv of [0, 1] as const)
         for (let h = 0; h < this.options.numKvHeads; h++) {
           const from = src + this.headAt(l, kv, h, srcCap);
-          u8.copyWithin(dst + this.headAt(l, kv, h, dstCap), from, from + bytes);
+          const to = dst + this.headAt(l, kv, h, dstCap);
+          u8.copyWithin(to, from, from + bytes);
+          // int8: the scales follow each region's cap values
+          if (int8) u8.copyWithin(to + dstCap * hd, from + srcCap * hd, from + srcCap * hd + 4 * length);
         }
   }
 
@@ -116,12 +139,20 @@ export class WasmStorage implements KVStorage {
   read(layer: number, length: number): { k: Float32Array; v: Float32Array } {
     const { numKvHeads: kvh, headDim: hd } = this.options;
     const [k, v] = [new Float32Array(this.rowsAt.length * kvh * length * hd), new Float32Array(this.rowsAt.length * kvh * length * hd)];
-    const f32 = new Float32Array(this.heap.u8.buffer);
+    const buffer = this.heap.u8.buffer;
     this.rowsAt.forEach((at, r) =>
       [k, v].forEach((out, kv) => {
         for (let h = 0; h < kvh; h++) {
-          const from = (at + this.headAt(layer, kv as 0 | 1, h, this.cap)) / 4;
-          out.set(f32.subarray(from, from + length * hd), (r * kvh + h) * length * hd);
+          const head = at + this.headAt(layer, kv as 0 | 1, h, this.cap);
+          const o = (r * kvh + h) * length * hd;
+          if (this.options.kvDtype === 'fp16') {
+            const halves = new Uint16Array(buffer, head, length * hd);
+            for (let i = 0; i < halves.length; i++) out[o + i] = halfToFloat(halves[i]!);
+          } else if (this.options.kvDtype === 'int8') {
+            const q = new Int8Array(buffer, head, length * hd);
+            const scales = new Float32Array(buffer, head + this.cap * hd, length);
+            for (let i = 0; i < q.length; i++) out[o + i] = Math.fround(scales[Math.floor(i / hd)]! * q[i]!);
+          } else out.set(new Float32Array(buffer, head, length * hd), o);
         }
       }),
     );

@@ -587,18 +587,105 @@ static inline float dot(const float* a, const float* b, int n) {
   return s;
 }
 
+// ---- K/V storage: float32, fp16, or int8 with a float32 scale per (position, head) --------------------------------
+// A cache row's head region (headStride bytes apart) holds cap positions of hd values (4, 2 or 1 bytes each); for int8
+// the cap scales follow the values. int8: scale = max|x| / 127 over the position's hd values, value = round(x / scale).
+enum { KV_F32 = 0, KV_F16 = 1, KV_I8 = 2 };
+
+// float32 → fp16 bits, round to nearest even (overflow to inf; subnormals exact): models/src/weights/quantize.ts's rule.
+static unsigned short float_to_half(float f) {
+  const unsigned int x = __builtin_bit_cast(unsigned int, f), sign = (x >> 16) & 0x8000, ax = x & 0x7fffffff;
+  if (ax >= 0x7f800000) return (unsigned short)(sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0));
+  if (ax >= 0x477ff000) return (unsigned short)(sign | 0x7c00); // ≥ 65520 rounds to inf
+  if (ax < 0x38800000) { // below 2^-14: a subnormal half (or zero), |f| · 2^24 rounded to nearest even
+    const float m = __builtin_nearbyintf(__builtin_bit_cast(float, ax) * 16777216.0f);
+    return (unsigned short)(sign | (unsigned int)m);
+  }
+  unsigned int h = ((((ax >> 23) - 127 + 15)) << 10) | ((ax & 0x7fffff) >> 13);
+  const unsigned int rest = ax & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
+  return (unsigned short)(sign | h);
+}
+
+// Stores hd values at position pos of a head region.
+static void kv_store(unsigned char* head, int pos, const float* v, int hd, int cap, int dtype) {
+  if (dtype == KV_F32) {
+    float* d = (float*)head + (usize)pos * hd;
+    for (int i = 0; i < hd; i++) d[i] = v[i];
+  } else if (dtype == KV_F16) {
+    unsigned short* d = (unsigned short*)head + (usize)pos * hd;
+    for (int i = 0; i < hd; i++) d[i] = float_to_half(v[i]);
+  } else {
+    float amax = 0.0f;
+    for (int i = 0; i < hd; i++) {
+      const float a = __builtin_fabsf(v[i]);
+      if (a > amax) amax = a;
+    }
+    const float scale = amax / 127.0f, inv = amax > 0.0f ? 1.0f / scale : 0.0f;
+    signed char* d = (signed char*)head + (usize)pos * hd;
+    for (int i = 0; i < hd; i++) d[i] = (signed char)__builtin_nearbyintf(v[i] * inv);
+    ((float*)(head + (usize)cap * hd))[pos] = scale;
+  }
+}
+
+// Four stored values at i of a position's row as float32 (int8: before its scale).
+INLINE v128_t kv_load4(const unsigned char* row, int i, int dtype) {
+  if (dtype == KV_F32) return wasm_v128_load(row + 4 * i);
+  if (dtype == KV_F16) {
+    // finite halves (sign-extended, shifted, bits 28…30 cleared, × 2^112; see halves8)
+    const v128_t h = wasm_i32x4_extend_low_i16x8(wasm_v128_load64_zero(row + 2 * i));
+    return wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(h, 13), wasm_i32x4_splat((int)0x8fffffff)), wasm_f32x4_splat(5.192296858534828e+33f));
+  }
+  return wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(wasm_v128_load32_zero(row + i))));
+}
+
 // Writes n new rows per cache row: src(r, g, t) = src + r·sr + g·sg + t·st (floats), a row of hd, goes to position
-// at + t of head g of cache row r: rows[r] + (g·cap + at + t)·hd.
+// at + t of head g of cache row r (its region at rows[r] + g·headStride).
 EXPORT(cache_write)
-void cache_write(const float* src, int sr, int sg, int st, const int* rows, int b, int n, int kvHeads, int hd, int cap, int at) {
-  for (int r = 0; r < b; r++) {
-    float* base = (float*)(usize)rows[r];
+void cache_write(const float* src, int sr, int sg, int st, const int* rows, int b, int n, int kvHeads, int hd, int cap, int at, int dtype,
+                 int headStride) {
+  for (int r = 0; r < b; r++)
     for (int g = 0; g < kvHeads; g++)
-      for (int t = 0; t < n; t++) {
-        const float* s = src + (usize)r * sr + (usize)g * sg + (usize)t * st;
-        float* d = base + ((usize)g * cap + at + t) * hd;
-        for (int i = 0; i < hd; i++) d[i] = s[i];
-      }
+      for (int t = 0; t < n; t++)
+        kv_store((unsigned char*)(usize)rows[r] + (usize)g * headStride, at + t, src + (usize)r * sr + (usize)g * sg + (usize)t * st, hd, cap, dtype);
+}
+
+// One (row, head, new position) of attention: softmax(q·K[j]) over j in [start, end), times V, into o; the K/V head
+// regions hold dtype values (hd a multiple of 4 unless float32).
+INLINE void attend_one(const float* qv, const unsigned char* Kh, const unsigned char* Vh, float* o, int start, int end, int hd, int cap,
+                       float* scores, int dtype) {
+  const int esize = dtype == KV_F32 ? 4 : dtype == KV_F16 ? 2 : 1;
+  const float* kScale = (const float*)(Kh + (usize)cap * hd);
+  const float* vScale = (const float*)(Vh + (usize)cap * hd);
+  float mx = -__builtin_inff();
+  for (int j = start; j < end; j++) {
+    float s;
+    if (dtype == KV_F32) s = dot(qv, (const float*)Kh + (usize)j * hd, hd);
+    else {
+      const unsigned char* kr = Kh + (usize)j * hd * esize;
+      v128_t acc = wasm_f32x4_splat(0.0f);
+      for (int i = 0; i < hd; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(qv + i), kv_load4(kr, i, dtype)));
+      s = hsum(acc);
+      if (dtype == KV_I8) s *= kScale[j];
+    }
+    scores[j] = s;
+    if (s > mx) mx = s;
+  }
+  float sum = 0.0f;
+  for (int j = start; j < end; j++) {
+    const float e = kvt_expf(scores[j] - mx);
+    scores[j] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / sum;
+  for (int i = 0; i < hd; i++) o[i] = 0.0f;
+  for (int j = start; j < end; j++) {
+    const float p = scores[j] * inv * (dtype == KV_I8 ? vScale[j] : 1.0f);
+    const unsigned char* vr = Vh + (usize)j * hd * esize;
+    const v128_t pv = wasm_f32x4_splat(p);
+    int i = 0;
+    for (; i + 4 <= hd; i += 4) wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_mul(pv, kv_load4(vr, i, dtype))));
+    for (; i < hd; i++) o[i] += p * ((const float*)vr)[i]; // float32 only (others have hd % 4 == 0)
   }
 }
 
@@ -607,44 +694,21 @@ void cache_write(const float* src, int sr, int sg, int st, const int* rows, int 
 // q(r, h, t) at q + r·qr + h·qh + t·qt, out the same with its own strides; heads share K/V in groups of heads/kvHeads.
 EXPORT(attend)
 void attend(const float* q, int qr, int qh, int qt, const int* kRows, const int* vRows, const int* pads, float* out, int or_,
-            int oh, int ot, int b, int n, int heads, int kvHeads, int hd, int cap, int len, float* scores) {
+            int oh, int ot, int b, int n, int heads, int kvHeads, int hd, int cap, int len, float* scores, int dtype, int headStride) {
   const int group = heads / kvHeads;
-  for (int r = 0; r < b; r++) {
-    const float* K = (const float*)(usize)kRows[r];
-    const float* V = (const float*)(usize)vRows[r];
-    const int start = pads[r];
+  for (int r = 0; r < b; r++)
     for (int h = 0; h < heads; h++) {
-      const float* Kh = K + (usize)(h / group) * cap * hd;
-      const float* Vh = V + (usize)(h / group) * cap * hd;
+      const unsigned char* Kh = (const unsigned char*)(usize)kRows[r] + (usize)(h / group) * headStride;
+      const unsigned char* Vh = (const unsigned char*)(usize)vRows[r] + (usize)(h / group) * headStride;
       for (int t = 0; t < n; t++) {
         const float* qv = q + (usize)r * qr + (usize)h * qh + (usize)t * qt;
         float* o = out + (usize)r * or_ + (usize)h * oh + (usize)t * ot;
-        const int end = len + t + 1;
-        float mx = -__builtin_inff();
-        for (int j = start; j < end; j++) {
-          const float s = dot(qv, Kh + (usize)j * hd, hd);
-          scores[j] = s;
-          if (s > mx) mx = s;
-        }
-        float sum = 0.0f;
-        for (int j = start; j < end; j++) {
-          const float e = kvt_expf(scores[j] - mx);
-          scores[j] = e;
-          sum += e;
-        }
-        const float inv = 1.0f / sum;
-        for (int i = 0; i < hd; i++) o[i] = 0.0f;
-        for (int j = start; j < end; j++) {
-          const float p = scores[j] * inv;
-          const float* vr = Vh + (usize)j * hd;
-          int i = 0;
-          const v128_t pv = wasm_f32x4_splat(p);
-          for (; i + 4 <= hd; i += 4) wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_mul(pv, wasm_v128_load(vr + i))));
-          for (; i < hd; i++) o[i] += p * vr[i];
-        }
+        // each storage type gets its own loops (dtype a constant in each call)
+        if (dtype == KV_F32) attend_one(qv, Kh, Vh, o, pads[r], len + t + 1, hd, cap, scores, KV_F32);
+        else if (dtype == KV_F16) attend_one(qv, Kh, Vh, o, pads[r], len + t + 1, hd, cap, scores, KV_F16);
+        else attend_one(qv, Kh, Vh, o, pads[r], len + t + 1, hd, cap, scores, KV_I8);
       }
     }
-  }
 }
 
 // Rotates `heads` heads of one position in place. half == 0: pairs (2i, 2i+1) (llama2.c, GGUF); else (i, i + hd/2).
@@ -671,15 +735,15 @@ static void rotate(float* v, int heads, int hd, const float* cs, const float* sn
 // One Llama block (pre-norm attention and SwiGLU) for b rows of n new positions, x [b·n, d] updated in place:
 //   h = rmsnorm(x)·[Wq Wk Wv]; rotary on q, k; q ·= 1/√hd; K/V rows appended to the cache at len…len+n−1;
 //   x += attention(q, cache)·Wo; x += (silu(rmsnorm(x)·Wgate) ⊙ rmsnorm(x)·Wup)·Wdown.
-// kRows/vRows [b]: this layer's K and V storage of each cache row ([kvHeads, cap, hd]); pads [b]: left padding;
-// cos/sin [positions, hd/2]; fmts: the formats of wqkv, wo, wgu, wdown (FMT_*: fp32 [in, out] or quantized rows);
+// kRows/vRows [b]: this layer's K and V storage of each cache row (kvHeads regions headStride bytes apart, values of
+// kvDtype: KV_*); pads [b]: left padding; cos/sin [positions, hd/2]; fmts: the format codes of wqkv, wo, wgu, wdown;
 // scratch: floats for h [m·d], qkv [m·(H+2KV)·hd], att [m·H·hd], gu [m·2F], act [m·F], scores [len + n] (m = b·n), then
 // for quantized weights the quantized input (int16 [m·max(d, H·hd, F)] and its scales).
 EXPORT(llama_block)
 void llama_block(float* x, const float* attnNorm, const void* wqkv, const void* wo, const float* ffnNorm, const void* wgu,
                  const void* wdown, const float* cosT, const float* sinT, const int* kRows, const int* vRows, const int* pads,
                  int b, int n, int len, int cap, int d, int heads, int kvHeads, int hd, int F, float eps, int ropeHalf,
-                 const int* fmts, float* scratch) {
+                 const int* fmts, float* scratch, int kvDtype, int headStride) {
   const int m = b * n, qd = heads * hd, kvd = kvHeads * hd, qkvd = qd + 2 * kvd, hh = hd / 2;
   float* h = scratch;
   float* qkv = h + (usize)m * d;
@@ -702,9 +766,9 @@ void llama_block(float* x, const float* attnNorm, const void* wqkv, const void* 
       for (int i = 0; i < qd; i++) row[i] *= scale;
     }
   // k(r, g, t) at qkv + (r·n + t)·qkvd + qd + g·hd; v the same + kvd
-  cache_write(qkv + qd, n * qkvd, hd, qkvd, kRows, b, n, kvHeads, hd, cap, len);
-  cache_write(qkv + qd + kvd, n * qkvd, hd, qkvd, vRows, b, n, kvHeads, hd, cap, len);
-  attend(qkv, n * qkvd, hd, qkvd, kRows, vRows, pads, att, n * qd, hd, qd, b, n, heads, kvHeads, hd, cap, len, scores);
+  cache_write(qkv + qd, n * qkvd, hd, qkvd, kRows, b, n, kvHeads, hd, cap, len, kvDtype, headStride);
+  cache_write(qkv + qd + kvd, n * qkvd, hd, qkvd, vRows, b, n, kvHeads, hd, cap, len, kvDtype, headStride);
+  attend(qkv, n * qkvd, hd, qkvd, kRows, vRows, pads, att, n * qd, hd, qd, b, n, heads, kvHeads, hd, cap, len, scores, kvDtype, headStride);
   linear_any(fmts[1], att, wo, x, m, qd, d, 1, quantized);
 
   rms_norm(x, ffnNorm, h, m, d, eps);

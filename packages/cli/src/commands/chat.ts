@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { FileAccessError, InvalidInputError, InvalidOptionError, createSession, tokensPerSecond, type DecoderOnlyModel, type GenerationSession } from '@kvt/core';
+import { FileAccessError, InvalidInputError, InvalidOptionError, createSession, tokensPerSecond, type DecoderOnlyModel, type KVDtype, type GenerationSession } from '@kvt/core';
 import { loadModel, type WeightFormat } from '@kvt/loaders';
 import { restoreSession, saveSession } from '@kvt/models';
 import { useBackend } from '../backends.js';
@@ -22,6 +22,7 @@ export interface ChatOptions {
   backend: string;
   weights?: WeightFormat;
   cache: 'backend' | 'concat';
+  kvDtype: KVDtype;
   loadState?: string;
   saveState?: string;
   json?: boolean;
@@ -45,7 +46,8 @@ export async function runChat(o: ChatOptions): Promise<void> {
     const tokenizer = loaded.tokenizer;
     if (!tokenizer) throw new InvalidInputError(`No tokenizer found for ${o.model}; pass --tokenizer.`);
     const model = loaded.model as DecoderOnlyModel;
-    session = state ? await restoreSession(model, state, { tokenizer, cache: o.cache }) : createSession(model, { tokenizer, cache: o.cache });
+    const how = { tokenizer, cache: o.cache, kvDtype: o.kvDtype };
+    session = state ? await restoreSession(model, state, how) : createSession(model, how);
     const options = defined({
       maxNewTokens: o.maxNewTokens ?? 64,
       temperature: o.temperature,

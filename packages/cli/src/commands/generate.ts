@@ -1,4 +1,4 @@
-import { InvalidInputError, InvalidOptionError, createSession, generateStream, tokensPerSecond, type DecoderOnlyModel, type GenerateResult, type GenerationSession } from '@kvt/core';
+import { InvalidInputError, InvalidOptionError, createSession, generateStream, tokensPerSecond, type DecoderOnlyModel, type KVDtype, type GenerateResult, type GenerationSession } from '@kvt/core';
 import { loadModel, type WeightFormat } from '@kvt/loaders';
 import { restoreSession, saveSession } from '@kvt/models';
 import { readState, writeState } from './chat.js';
@@ -24,6 +24,7 @@ export interface GenerateOptions {
   backend: string;
   weights?: WeightFormat;
   cache: 'backend' | 'concat' | 'none';
+  kvDtype: KVDtype;
   loadState?: string;
   saveState?: string;
   json?: boolean;
@@ -68,16 +69,20 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
       // a session: --load-state continues a saved one (the prompt continues its text); --save-state saves it after
       const model = loaded.model as DecoderOnlyModel;
       const cache = o.cache as 'backend' | 'concat';
-      const t = tokenizer ? { tokenizer } : {};
-      session = state ? await restoreSession(model, state, { ...t, cache }) : createSession(model, { ...t, cache });
+      const t = { ...(tokenizer ? { tokenizer } : {}), cache, kvDtype: o.kvDtype };
+      session = state ? await restoreSession(model, state, t) : createSession(model, t);
       stream = session.generateStream({ ...options, ...(tokenizer && prompt ? { prompt } : {}) });
     } else {
       const input = tokenizer ? { tokenizer, prompt: prompt ?? '' } : { inputIds: [loaded.model.config.specialTokens.bos ?? 0] };
-      stream = generateStream(loaded.model, { ...options, cache: o.cache, ...input });
+      stream = generateStream(loaded.model, { ...options, cache: o.cache, ...(o.cache !== 'none' ? { kvDtype: o.kvDtype } : {}), ...input });
     }
     const streaming = !o.json && (o.numReturn ?? 1) === 1;
-    if (streaming && prompt) process.stdout.write(prompt);
-    const result = await drain<GenerateResult>(stream, (text) => streaming && process.stdout.write(text));
+    // the prompt is echoed with the first token, so a request that fails prints nothing on stdout
+    let echo = streaming && prompt ? prompt : '';
+    const result = await drain<GenerateResult>(stream, (text) => {
+      if (streaming) process.stdout.write(echo + text);
+      echo = '';
+    });
     if (session && o.saveState !== undefined) writeState(o.saveState, await saveSession(session));
     const seq = result.sequences[0]!;
     const decodeMs = result.timing.decodeMs;

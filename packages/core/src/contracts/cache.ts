@@ -1,4 +1,13 @@
 /**
+ * How a cache stores keys and values: float32, fp16 (half the bytes), or int8 with a float32 scale per position and
+ * head (a quarter plus the scales); attention dequantizes as it reads.
+ */
+export type KVDtype = 'fp32' | 'fp16' | 'int8';
+
+/** Every K/V storage type, for option checks. */
+export const KV_DTYPES: readonly KVDtype[] = ['fp32', 'fp16', 'int8'];
+
+/**
  * The KV cache contract, as seen by generation loops and users. Implementations (the reference concat cache in
  * `@kvt/models`, the backend caches in `@kvt/backend-*`) add the tensor-level `append`/attention methods that
  * models call; the loops only need what is here.
@@ -18,6 +27,8 @@
  * ```
  */
 export interface Cache {
+  /** How K/V are stored: 'fp32', or 'fp16' / 'int8' (per position and head scales) where the backend offers it. */
+  readonly kvDtype?: KVDtype;
   /** Number of layers with self-attention K/V. */
   readonly numLayers: number;
   /** Number of sequences (rows) held. */

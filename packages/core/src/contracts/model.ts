@@ -1,4 +1,4 @@
-import type { Cache, EncoderDecoderCache } from './cache.js';
+import type { Cache, EncoderDecoderCache, KVDtype } from './cache.js';
 import type { GenerationOptions } from '../generation/config.js';
 
 /** Token ids a model knows specially. */
@@ -50,6 +50,8 @@ export interface CreateCacheOptions {
    * 'backend': the backend's cache (a typed error where none is registered); 'concat': the reference cache.
    */
   readonly kind?: 'auto' | 'backend' | 'concat';
+  /** How K/V are stored (default 'fp32'); a typed error where the cache cannot store them so. */
+  readonly kvDtype?: KVDtype;
 }
 
 /**

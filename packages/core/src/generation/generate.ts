@@ -1,4 +1,4 @@
-import type { Cache } from '../contracts/cache.js';
+import type { Cache, KVDtype } from '../contracts/cache.js';
 import type { DecoderOnlyModel } from '../contracts/model.js';
 import type { Tokenizer } from '../contracts/tokenizer.js';
 import { AbortedError, CacheStateError, InvalidOptionError } from '../errors.js';
@@ -32,6 +32,8 @@ export interface GenerateRequest extends GenerationOptions {
    * or several samples its rows are the final beams' or samples'.
    */
   cache?: CacheMode | Cache;
+  /** How the cache generate creates stores K/V (default 'fp32'; 'fp16' and 'int8' where the backend offers them). */
+  kvDtype?: KVDtype;
 }
 
 /** One output of one prompt: a sample, or a beam hypothesis. */
@@ -123,6 +125,8 @@ export async function* generateStream(
   if (config.stopStrings.length > 0 && !request.tokenizer)
     throw new InvalidOptionError('stopStrings', request.stopStrings, 'a tokenizer to go with them (request.tokenizer)');
   const given = typeof request.cache === 'object' ? request.cache : undefined;
+  if (given && request.kvDtype !== undefined)
+    throw new InvalidOptionError('kvDtype', request.kvDtype, 'no kvDtype with a given cache (it stores K/V as it was created)');
   if (given && given.batchSize !== prompts.length)
     throw new CacheStateError(`The cache holds ${given.batchSize} rows; the request has ${prompts.length} inputs to continue them.`);
   // a given cache's positions are taken: the inputs continue after them
@@ -132,7 +136,7 @@ export async function* generateStream(
 
   const session: DecodingSession = given
     ? { vocabSize: model.config.vocabSize, cache: given, step: (t) => model.forward(t, given), reorder: (i) => given.reorder(i), dispose: () => {} }
-    : decoderOnlySession(model, prompts.length, (request.cache as CacheMode | undefined) ?? 'auto', longest + config.maxNewTokens - 1);
+    : decoderOnlySession(model, prompts.length, (request.cache as CacheMode | undefined) ?? 'auto', longest + config.maxNewTokens - 1, request.kvDtype);
   const stepMs: number[] = [];
   let firstTokenMs = 0;
   let cacheInfo: GenerateResult['cache'] = null;

@@ -1,4 +1,4 @@
-import type { Cache } from '../contracts/cache.js';
+import { KV_DTYPES, type Cache, type KVDtype } from '../contracts/cache.js';
 import type { DecoderOnlyModel } from '../contracts/model.js';
 import type { Tokenizer } from '../contracts/tokenizer.js';
 import { AbortedError, CacheStateError, DisposedError, InvalidInputError, InvalidOptionError } from '../errors.js';
@@ -17,6 +17,8 @@ export interface SessionOptions {
   readonly cache?: SessionCacheMode;
   /** Ids the conversation starts with, before the first turn (default: the BOS token where the model has one). */
   readonly prefix?: readonly number[];
+  /** How the session's cache stores K/V (default 'fp32'; 'fp16' and 'int8' where the backend offers them). */
+  readonly kvDtype?: KVDtype;
 }
 
 /** One turn: text (with the session's tokenizer) or ids that continue the conversation, and generation options. */
@@ -185,7 +187,8 @@ export class GenerationSession {
  */
 export function createSession(model: DecoderOnlyModel, options: SessionOptions = {}): GenerationSession {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', options, 'an options object for createSession');
-  rejectUnknownOptions(options, ['tokenizer', 'cache', 'prefix'], 'createSession');
+  rejectUnknownOptions(options, ['tokenizer', 'cache', 'prefix', 'kvDtype'], 'createSession');
+  if (options.kvDtype !== undefined && !KV_DTYPES.includes(options.kvDtype)) throw new InvalidOptionError('kvDtype', options.kvDtype, "'fp32', 'fp16' or 'int8'");
   if (options.cache !== undefined && !['auto', 'backend', 'concat'].includes(options.cache))
     throw new InvalidOptionError('cache', options.cache, "'auto', 'backend' or 'concat'");
   const bos = model.config.specialTokens.bos;
@@ -193,7 +196,7 @@ export function createSession(model: DecoderOnlyModel, options: SessionOptions =
   if (!Array.isArray(prefix) || prefix.some((id) => !Number.isInteger(id) || id < 0 || id >= model.config.vocabSize))
     throw new InvalidOptionError('prefix', options.prefix, `token ids in [0, ${model.config.vocabSize})`);
   if (prefix.length === 0) throw new InvalidInputError('createSession: the model has no BOS token; give options.prefix (at least one id).');
-  const cache = model.createCache({ batchSize: 1, kind: options.cache ?? 'auto' });
+  const cache = model.createCache({ batchSize: 1, kind: options.cache ?? 'auto', ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}) });
   return new GenerationSession(model, cache, prefix, options.tokenizer);
 }
 

@@ -1,3 +1,4 @@
+import { KV_DTYPES, type KVDtype } from '../contracts/cache.js';
 import { InvalidInputError, InvalidOptionError, PromptTooLongError, TokenOutOfRangeError } from '../errors.js';
 
 /** Checks a batch of id sequences: non-empty, integer ids inside `[0, vocabSize)`, and room for `newTokens` more. */
@@ -44,7 +45,7 @@ const CACHE_MODES = ['auto', 'backend', 'concat', 'none'];
  * a wrong type is an {@link InvalidOptionError}, never a `TypeError` deep inside.
  */
 export function checkRequest(
-  request: { tokenizer?: unknown; targetTokenizer?: unknown; onToken?: unknown; signal?: unknown; cache?: unknown },
+  request: { tokenizer?: unknown; targetTokenizer?: unknown; onToken?: unknown; signal?: unknown; cache?: unknown; kvDtype?: unknown },
   call: string,
 ): void {
   if (request === null || typeof request !== 'object') throw new InvalidOptionError('request', request, `an options object for ${call}`);
@@ -59,6 +60,8 @@ export function checkRequest(
   const s = request.signal as { aborted?: unknown; addEventListener?: unknown } | undefined;
   if (s !== undefined && (s === null || typeof s !== 'object' || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function'))
     throw new InvalidOptionError('signal', s, 'an AbortSignal (new AbortController().signal, AbortSignal.timeout(ms))');
+  if (request.kvDtype !== undefined && !KV_DTYPES.includes(request.kvDtype as KVDtype))
+    throw new InvalidOptionError('kvDtype', request.kvDtype, "'fp32', 'fp16' or 'int8'");
   const c = request.cache as Record<string, unknown> | undefined;
   if (c !== null && typeof c === 'object') {
     if (call !== 'generate' || ['reorder', 'truncate', 'fork', 'dispose'].some((m) => typeof c[m] !== 'function') || typeof c.batchSize !== 'number')

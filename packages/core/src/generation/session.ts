@@ -1,4 +1,4 @@
-import type { Cache, EncoderDecoderCache } from '../contracts/cache.js';
+import type { Cache, EncoderDecoderCache, KVDtype } from '../contracts/cache.js';
 import type { DecoderOnlyModel, EncoderDecoderModel, EncoderState, Logits } from '../contracts/model.js';
 
 /**
@@ -29,9 +29,10 @@ export function decoderOnlySession(
   rows: number,
   mode: CacheMode,
   capacityHint: number,
+  kvDtype: KVDtype = 'fp32',
 ): DecodingSession {
   if (mode === 'none') return new RecomputeSession(rows, (h) => model.forward(h, null), model.config.vocabSize);
-  const cache = model.createCache({ batchSize: rows, capacityHint, kind: mode });
+  const cache = model.createCache({ batchSize: rows, capacityHint, kind: mode, ...(kvDtype !== 'fp32' ? { kvDtype } : {}) });
   return {
     vocabSize: model.config.vocabSize,
     cache,

@@ -71,6 +71,7 @@ export abstract class DecoderOnlyTransformer implements DecoderOnlyModel {
         headDim: c.headDim,
         maxLength: c.maxPositions,
         ...(options.capacityHint !== undefined ? { capacityHint: options.capacityHint } : {}),
+        ...(options.kvDtype !== undefined ? { kvDtype: options.kvDtype } : {}),
       },
       options.kind ?? 'auto',
     );

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { KVDtype } from '@kvt/core';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 import { causalPaddingMask } from './attention-mask.js';
 import { cloneStore, gatherStoreRows, mapStores, readStores, type TensorStore } from './tensor-stores.js';
+import { kvRoundTrip } from './kv-dtype.js';
 
 /**
  * Grouped-query attention: q `[b, heads, n, hd]` over k, v `[b, kvHeads, T, hd]` with an additive mask
@@ -19,12 +21,19 @@ export function groupedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
   return tf.reshape(tf.matMul(tf.reshape(probs, [b, kvh, g * n, T]), v), [b, h, n, hd]);
 }
 
-/** The reference storage: per layer K and V `[rows, kvHeads, length, headDim]`, concatenated onto every step. */
+/**
+ * The reference storage: per layer K and V `[rows, kvHeads, length, headDim]`, concatenated onto every step (values
+ * rounded as a cache of `kvDtype` stores them).
+ */
 export class ConcatStorage implements KVStorage {
   private keys: TensorStore;
   private values: TensorStore;
 
-  constructor(numLayers: number) {
+  constructor(
+    numLayers: number,
+    /** K/V stored as this type: each appended row is rounded as such a cache rounds it ({@link kvRoundTrip}). */
+    private readonly kvDtype: KVDtype = 'fp32',
+  ) {
     this.keys = new Array(numLayers).fill(null);
     this.values = new Array(numLayers).fill(null);
   }
@@ -35,7 +44,9 @@ export class ConcatStorage implements KVStorage {
 
   reserve(): void {} // concat grows on every write
 
-  attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): tf.Tensor4D {
+  attend(layer: number, q: tf.Tensor4D, kIn: tf.Tensor4D, vIn: tf.Tensor4D, at: WriteContext): tf.Tensor4D {
+    const round = (t: tf.Tensor4D) => (this.kvDtype === 'fp32' ? t : tf.tensor4d(kvRoundTrip(t.dataSync() as Float32Array, t.shape[3], this.kvDtype), t.shape));
+    const [k, v] = [round(kIn), round(vIn)];
     const n = k.shape[2];
     const oldK = this.keys[layer];
     const oldV = this.values[layer];
@@ -63,7 +74,7 @@ export class ConcatStorage implements KVStorage {
   }
 
   fork(): ConcatStorage {
-    const copy = new ConcatStorage(this.keys.length);
+    const copy = new ConcatStorage(this.keys.length, this.kvDtype);
     copy.keys = cloneStore(this.keys);
     copy.values = cloneStore(this.values);
     return copy;
@@ -88,6 +99,6 @@ export class ConcatStorage implements KVStorage {
  */
 export class ConcatKVCache extends KVCacheContainer<ConcatStorage> {
   constructor(options: KVCacheOptions) {
-    super(options, new ConcatStorage(options.numLayers));
+    super(options, new ConcatStorage(options.numLayers, options.kvDtype));
   }
 }

@@ -1,4 +1,4 @@
-import { CacheStateError, InvalidOptionError, resumeSession, type DecoderOnlyModel, type GenerationSession, type SessionCacheMode, type Tokenizer } from '@kvt/core';
+import { CacheStateError, InvalidOptionError, resumeSession, type DecoderOnlyModel, type GenerationSession, type KVDtype, type SessionCacheMode, type Tokenizer } from '@kvt/core';
 import { KVCacheContainer, decodeCacheState, encodeCacheState } from '@kvt/kernels';
 
 /** Logits a model gives for the first token alone: its fingerprint in a saved state (the first 16 values at most). */
@@ -29,7 +29,8 @@ export async function saveSession(session: GenerationSession): Promise<Uint8Arra
 }
 
 /**
- * Continues a session saved by {@link saveSession}, in a new cache of the active backend. A corrupt state, a state
+ * Continues a session saved by {@link saveSession}, in a new cache of the active backend (storing K/V as
+ * `options.kvDtype`, whatever the saved session stored: the state holds float32 values). A corrupt state, a state
  * of another model (shape or outputs), or one that is not a session's is a typed {@link CacheStateError}, raised
  * before the cache is allocated.
  *
@@ -42,7 +43,7 @@ export async function saveSession(session: GenerationSession): Promise<Uint8Arra
 export async function restoreSession(
   model: DecoderOnlyModel,
   bytes: Uint8Array,
-  options: { tokenizer?: Tokenizer; cache?: SessionCacheMode } = {},
+  options: { tokenizer?: Tokenizer; cache?: SessionCacheMode; kvDtype?: KVDtype } = {},
 ): Promise<GenerationSession> {
   const { header, layers } = decodeCacheState(bytes);
   const tokens = header.tokens;
@@ -58,7 +59,7 @@ export async function restoreSession(
     throw new CacheStateError(
       `This session was saved from another model (${shapes.length > 0 ? `it differs in ${shapes.join(', ')}` : 'its outputs differ'}); restore it with the model it was saved from.`,
     );
-  const cache = model.createCache({ batchSize: 1, capacityHint: tokens.length + 64, kind: options.cache ?? 'auto' });
+  const cache = model.createCache({ batchSize: 1, capacityHint: tokens.length + 64, kind: options.cache ?? 'auto', ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}) });
   try {
     if (!(cache instanceof KVCacheContainer)) throw new CacheStateError("The model's cache cannot be written from a saved state.");
     cache.write(layers, header.length, header.padding);

@@ -12,10 +12,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createRng } from '@kvt/core';
+import { UnsupportedError, createRng } from '@kvt/core';
 import {
+  KVCacheContainer,
   QUANTIZED_FORMATS,
   createBackendKVCache,
+  kvBytesPerPosition,
+  registeredBackend,
   hasKernel,
   LINEAR_ROW_GROUP,
   blockWeight,
@@ -120,6 +123,36 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
       reference.dispose();
       expect(cache.disposed).toBe(true);
       expect(tf.memory().numTensors).toBe(before);
+    });
+
+    it('K/V stored as fp16 or int8 (where the backend offers them) attend like the reference storing the same; fewer bytes; save/read back', () => {
+      const dtypes = (registeredBackend(o.backend)?.kvDtypes ?? ['fp32']).filter((d) => d !== 'fp32');
+      for (const dtype of ['fp16', 'int8'] as const)
+        if (!dtypes.includes(dtype)) expect(() => createBackendKVCache({ ...shape, batchSize: 1, kvDtype: dtype }), dtype).toThrow(UnsupportedError);
+      for (const kvDtype of dtypes) {
+        const before = tf.memory().numTensors;
+        const rng = createRng(16);
+        const [cache, reference] = pair({ batchSize: 3, capacityHint: 16, kvDtype });
+        cache.setPadding([0, 2, 1]);
+        reference.setPadding([0, 2, 1]);
+        lockstep(cache, reference, rng, [6, ...Array<number>(20).fill(1)], `${kvDtype} append (growth)`);
+        for (const indices of [[2, 0, 1], [1, 1, 0]]) {
+          cache.reorder(indices);
+          reference.reorder(indices);
+          lockstep(cache, reference, rng, [1, 1], `${kvDtype} after reorder [${indices.join(', ')}]`);
+        }
+        const copy = cache.fork();
+        const copyReference = reference.fork();
+        lockstep(copy, copyReference, rng, [1, 1], `${kvDtype} fork`);
+        // what is stored is what the reference stores (the same rounding), within float rounding
+        const c = cache as KVCacheContainer;
+        const r = reference as KVCacheContainer;
+        expect(relativeDiff(c.read(1).k, r.read(1).k), `${kvDtype} stored K`).toBeLessThanOrEqual(1e-6);
+        expect(relativeDiff(c.read(1).v, r.read(1).v), `${kvDtype} stored V`).toBeLessThanOrEqual(1e-6);
+        expect(cache.bytes).toBe(2 * shape.numLayers * 3 * shape.numKvHeads * cache.capacity * kvBytesPerPosition(kvDtype, shape.headDim));
+        for (const x of [cache, reference, copy, copyReference]) x.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+      }
     });
 
     it('reorder (permutation, duplication, identity, fewer rows), truncate and fork equal the reference', () => {
