@@ -111,4 +111,15 @@ describe.skipIf(!existsSync(bin) || !existsSync(stories))('the kvt command', () 
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/not a usable kvt cache state/);
   });
+
+  it('generate --sliding-window runs past the model\'s 512 positions with the cache bounded by window + sinks', () => {
+    const r = kvt('generate', '--model', stories, '--prompt', 'Once upon a time', '--max-new-tokens', '700', '--sliding-window', '128', '--sink-tokens', '4', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.cache.capacity).toBe(132);
+    expect(out.cache.length).toBeLessThanOrEqual(132);
+    expect(out.promptTokens.length + out.tokens.length).toBeGreaterThan(132); // it slid
+    expect(kvt('generate', '--model', stories, '--max-new-tokens', '700').status).toBe(2); // past the positions without one
+    expect(kvt('generate', '--model', stories, '--sink-tokens', '4').status).toBe(2);
+  });
 });

@@ -51,6 +51,8 @@ export function createProgram(): Command {
     .option('--beams <n>', 'beam search width (1 = no beam search)', count('--beams'))
     .option('--num-return <n>', 'outputs: the n best beams, or n samples sharing one prefill (with --temperature)', count('--num-return'))
     .option('--stop <text>', 'stop before this text (repeatable)', collect)
+    .option('--sliding-window <n>', 'keep the last n positions (and the sink tokens): generate past the model\'s positions (Llama)', count('--sliding-window'))
+    .option('--sink-tokens <n>', 'with --sliding-window: first positions always kept (default 4)', int('--sink-tokens'))
     .option('--load-state <file>', 'continue a session saved with --save-state (the prompt continues its text)')
     .option('--save-state <file>', 'save the session (tokens and KV cache) after generating')
     .addOption(backendOption())

@@ -39,6 +39,9 @@ const FLAGS: Readonly<Record<string, string>> = {
   text: '--text',
   prompt: '--prompt',
   kvDtype: '--kv-dtype',
+  slidingWindow: '--sliding-window',
+  'slidingWindow.window': '--sliding-window',
+  'slidingWindow.sinkTokens': '--sink-tokens',
 };
 
 /** The command-line flag for an API option name (`maxNewTokens` → `--max-new-tokens`). */

@@ -25,6 +25,8 @@ export interface GenerateOptions {
   weights?: WeightFormat;
   cache: 'backend' | 'concat' | 'none';
   kvDtype: KVDtype;
+  slidingWindow?: number;
+  sinkTokens?: number;
   loadState?: string;
   saveState?: string;
   json?: boolean;
@@ -38,6 +40,8 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
   if (o.model === undefined) throw new InvalidOptionError('--model', undefined, 'a model file or folder (--model PATH)');
   const prompt = o.prompt === undefined ? undefined : textOrStdin(o.prompt);
   const withState = o.loadState !== undefined || o.saveState !== undefined;
+  if (o.sinkTokens !== undefined && o.slidingWindow === undefined) throw new InvalidOptionError('--sink-tokens', o.sinkTokens, 'a --sliding-window to go with it');
+  if (withState && o.slidingWindow !== undefined) throw new InvalidOptionError('--sliding-window', o.slidingWindow, 'no --save-state / --load-state with it');
   if (withState && o.cache === 'none') throw new InvalidOptionError('--cache', 'none', "a cache to save or load ('backend' or 'concat') with --save-state / --load-state");
   const state = o.loadState === undefined ? undefined : readState(o.loadState);
   await useBackend(o.backend);
@@ -74,7 +78,8 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
       stream = session.generateStream({ ...options, ...(tokenizer && prompt ? { prompt } : {}) });
     } else {
       const input = tokenizer ? { tokenizer, prompt: prompt ?? '' } : { inputIds: [loaded.model.config.specialTokens.bos ?? 0] };
-      stream = generateStream(loaded.model, { ...options, cache: o.cache, ...(o.cache !== 'none' ? { kvDtype: o.kvDtype } : {}), ...input });
+      const sliding = o.slidingWindow === undefined ? {} : { slidingWindow: { window: o.slidingWindow, ...defined({ sinkTokens: o.sinkTokens }) } };
+      stream = generateStream(loaded.model, { ...options, cache: o.cache, ...(o.cache !== 'none' ? { kvDtype: o.kvDtype } : {}), ...sliding, ...input });
     }
     const streaming = !o.json && (o.numReturn ?? 1) === 1;
     // the prompt is echoed with the first token, so a request that fails prints nothing on stdout

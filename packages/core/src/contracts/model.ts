@@ -80,6 +80,12 @@ export interface DecoderOnlyModel {
    * Without a cache (`null`) the whole sequence is computed from scratch and nothing is kept.
    */
   forward(tokenIds: readonly (readonly number[])[], cache: Cache | null, options?: ForwardOptions): Promise<Logits>;
+  /**
+   * Removes positions `[start, start + count)` of every row of `cache`; the later ones move down by `count` and keep
+   * attending as before, at their new positions (rotary models: StreamingLLM's sliding window with attention sinks).
+   * Absent where the model's positions cannot move (learned absolute positions).
+   */
+  evictPositions?(cache: Cache, start: number, count: number): void;
   dispose(): void;
 }
 

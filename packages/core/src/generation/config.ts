@@ -114,6 +114,8 @@ export interface GenerationContext {
   readonly inputs?: number;
   /** Options that came from the model's own generation settings: clamped to what fits, never an error for fitting. */
   readonly defaults?: GenerationOptions;
+  /** Generation may run past the model's positions (a sliding window evicts old ones): maxNewTokens is not bounded by them. */
+  readonly unboundedPositions?: boolean;
 }
 
 /** Most bytes of K/V cache and per-step logits one call may plan for (numBeams × inputs × positions …). */
@@ -175,8 +177,8 @@ export function resolveGenerationConfig(
     return undefined;
   };
   const maxNewTokens = lengthFrom(o, true) ?? lengthFrom(d, false) ?? Math.max(1, Math.min(64, room, model.maxPositions));
-  if (maxNewTokens > model.maxPositions)
-    throw new InvalidOptionError('maxNewTokens', maxNewTokens, `at most the model's ${model.maxPositions} positions`);
+  if (maxNewTokens > model.maxPositions && !context.unboundedPositions)
+    throw new InvalidOptionError('maxNewTokens', maxNewTokens, `at most the model's ${model.maxPositions} positions (or a sliding window)`);
   const minNewTokens = val('minNewTokens', 0);
   if (!isInt(minNewTokens) || minNewTokens < 0) throw new InvalidOptionError('minNewTokens', minNewTokens, 'an integer ≥ 0');
   const minLength = val('minLength', 0);
@@ -254,7 +256,7 @@ export function resolveGenerationConfig(
   if (numBeams > 1 && stoppingCriteria.length > 0)
     throw new InvalidOptionError('stoppingCriteria', stoppingCriteria, 'none with beam search (numBeams > 1)');
 
-  checkGenerationMemory(model, (context.inputs ?? 1) * Math.max(numBeams, numReturnSequences), promptLength + maxNewTokens);
+  checkGenerationMemory(model, (context.inputs ?? 1) * Math.max(numBeams, numReturnSequences), context.unboundedPositions ? model.maxPositions : promptLength + maxNewTokens);
   return Object.freeze({
     maxNewTokens, minNewTokens, minLength, temperature, topK, topP, minP, repetitionPenalty, noRepeatNgramSize,
     badWordsIds: Object.freeze(badWordsIds), suppressTokens: Object.freeze(suppressTokens),

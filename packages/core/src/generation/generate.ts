@@ -1,7 +1,7 @@
 import type { Cache, KVDtype } from '../contracts/cache.js';
 import type { DecoderOnlyModel } from '../contracts/model.js';
 import type { Tokenizer } from '../contracts/tokenizer.js';
-import { AbortedError, CacheStateError, InvalidOptionError } from '../errors.js';
+import { AbortedError, CacheStateError, InvalidInputError, InvalidOptionError, UnsupportedError } from '../errors.js';
 import { BeamSearchStrategy, type Hypothesis } from './beam-search.js';
 import { resolveGenerationConfig, type GenerationConfig, type GenerationOptions } from './config.js';
 import type { GenerationEvent, TokenEvent, TokenLogprob } from './events.js';
@@ -9,7 +9,7 @@ import { abortChecker, asBatch, checkRequest, validateIdBatch } from './inputs.j
 import { GENERATE_OPTIONS, rejectUnknownOptions } from './option-names.js';
 import { decodeLoop, fanOut } from './pipeline.js';
 import { SamplingStrategy, type SequenceOutput } from './sampling-strategy.js';
-import { decoderOnlySession, type CacheMode, type DecodingSession } from './session.js';
+import { decoderOnlySession, type CacheMode, type DecodingSession, type SlidingWindow } from './session.js';
 import type { FinishReason } from './stopping-criteria.js';
 
 /** A request to {@link generate} or {@link generateStream}. Give `inputIds`, or `prompt` with a `tokenizer`. */
@@ -34,6 +34,11 @@ export interface GenerateRequest extends GenerationOptions {
   cache?: CacheMode | Cache;
   /** How the cache generate creates stores K/V (default 'fp32'; 'fp16' and 'int8' where the backend offers them). */
   kvDtype?: KVDtype;
+  /**
+   * Keep the first `sinkTokens` positions (default 4) and the last `window` (StreamingLLM): generation runs past the
+   * model's positions with constant memory; rotary models (Llama) only. Prompts of one length.
+   */
+  slidingWindow?: { window: number; sinkTokens?: number };
 }
 
 /** One output of one prompt: a sample, or a beam hypothesis. */
@@ -117,10 +122,12 @@ export async function* generateStream(
   const start = performance.now();
   const prompts = promptIds(request);
   const longest = Math.max(...prompts.map((p) => p.length));
+  const sliding = slidingWindowOf(model, request, prompts);
   const config = resolveGenerationConfig(request, model.config, {
     promptLength: longest,
     inputs: prompts.length,
     ...(model.generationDefaults ? { defaults: model.generationDefaults } : {}),
+    ...(sliding ? { unboundedPositions: true } : {}),
   });
   if (config.stopStrings.length > 0 && !request.tokenizer)
     throw new InvalidOptionError('stopStrings', request.stopStrings, 'a tokenizer to go with them (request.tokenizer)');
@@ -129,14 +136,15 @@ export async function* generateStream(
     throw new InvalidOptionError('kvDtype', request.kvDtype, 'no kvDtype with a given cache (it stores K/V as it was created)');
   if (given && given.batchSize !== prompts.length)
     throw new CacheStateError(`The cache holds ${given.batchSize} rows; the request has ${prompts.length} inputs to continue them.`);
-  // a given cache's positions are taken: the inputs continue after them
-  validateIdBatch(prompts, model.config.vocabSize, model.config.maxPositions - (given?.length ?? 0), config.maxNewTokens, 'prompt');
+  // a given cache's positions are taken; a sliding window needs room for the prompt and one more
+  if (sliding) validateIdBatch(prompts, model.config.vocabSize, sliding.sinkTokens + sliding.window, 1, 'prompt');
+  else validateIdBatch(prompts, model.config.vocabSize, model.config.maxPositions - (given?.length ?? 0), config.maxNewTokens, 'prompt');
   const tokenizer = request.tokenizer;
   const fan = config.numBeams > 1 ? config.numBeams : config.numReturnSequences;
 
   const session: DecodingSession = given
     ? { vocabSize: model.config.vocabSize, cache: given, step: (t) => model.forward(t, given), reorder: (i) => given.reorder(i), dispose: () => {} }
-    : decoderOnlySession(model, prompts.length, (request.cache as CacheMode | undefined) ?? 'auto', longest + config.maxNewTokens - 1, request.kvDtype);
+    : decoderOnlySession(model, prompts.length, (request.cache as CacheMode | undefined) ?? 'auto', longest + config.maxNewTokens - 1, request.kvDtype, sliding);
   const stepMs: number[] = [];
   let firstTokenMs = 0;
   let cacheInfo: GenerateResult['cache'] = null;
@@ -214,6 +222,23 @@ function sequenceFields(o: SequenceOutput): GeneratedSequence {
     ...(o.logprobs ? { logprobs: o.logprobs } : {}),
     ...(o.topLogprobs ? { topLogprobs: o.topLogprobs } : {}),
   };
+}
+
+/** The request's sliding window, checked before any work (see {@link GenerateRequest.slidingWindow}). */
+function slidingWindowOf(model: DecoderOnlyModel, request: GenerateRequest, prompts: readonly number[][]): SlidingWindow | undefined {
+  const w = request.slidingWindow as { window?: unknown; sinkTokens?: unknown } | undefined;
+  if (w === undefined) return undefined;
+  if (w === null || typeof w !== 'object') throw new InvalidOptionError('slidingWindow', w, '{ window, sinkTokens? }');
+  rejectUnknownOptions(w, ['window', 'sinkTokens'], 'slidingWindow');
+  const sinkTokens = w.sinkTokens ?? 4;
+  const max = model.config.maxPositions;
+  if (!Number.isInteger(sinkTokens) || (sinkTokens as number) < 0) throw new InvalidOptionError('slidingWindow.sinkTokens', w.sinkTokens, 'an integer ≥ 0');
+  if (!Number.isInteger(w.window) || (w.window as number) < 1 || (w.window as number) + (sinkTokens as number) > max)
+    throw new InvalidOptionError('slidingWindow.window', w.window, `an integer ≥ 1 with window + sinkTokens ≤ the model's ${max} positions`);
+  if (!model.evictPositions) throw new UnsupportedError(`slidingWindow needs a model whose positions can move (rotary: Llama); this is ${model.config.architecture}.`);
+  if (request.cache === 'none' || typeof request.cache === 'object') throw new InvalidOptionError('cache', request.cache, "a cache generate creates ('auto', 'backend' or 'concat') with slidingWindow");
+  if (prompts.some((p) => p.length !== prompts[0]!.length)) throw new InvalidInputError('slidingWindow: give prompts of one length (the window slides over every row at once).');
+  return { window: w.window as number, sinkTokens: sinkTokens as number };
 }
 
 function promptIds(request: GenerateRequest): number[][] {

@@ -23,6 +23,18 @@ export interface DecodingSession<C extends Cache = Cache> {
  */
 export type CacheMode = 'auto' | 'backend' | 'concat' | 'none';
 
+/**
+ * StreamingLLM's attention sinks and sliding window: the cache keeps the first `sinkTokens` positions and at most
+ * `window` after them; when a step would pass that, the oldest positions after the sinks are evicted, `chunk` at a
+ * time (the model moves the rest down: positions within the cache).
+ */
+export interface SlidingWindow {
+  readonly window: number;
+  readonly sinkTokens: number;
+  /** Positions evicted at once (default: window / 16, at least 1): one eviction per `chunk` steps. */
+  readonly chunk?: number;
+}
+
 /** A session over a decoder-only model. */
 export function decoderOnlySession(
   model: DecoderOnlyModel,
@@ -30,13 +42,20 @@ export function decoderOnlySession(
   mode: CacheMode,
   capacityHint: number,
   kvDtype: KVDtype = 'fp32',
+  sliding?: SlidingWindow,
 ): DecodingSession {
   if (mode === 'none') return new RecomputeSession(rows, (h) => model.forward(h, null), model.config.vocabSize);
-  const cache = model.createCache({ batchSize: rows, capacityHint, kind: mode, ...(kvDtype !== 'fp32' ? { kvDtype } : {}) });
+  const limit = sliding ? sliding.sinkTokens + sliding.window : Infinity;
+  const cache = model.createCache({ batchSize: rows, capacityHint: Math.min(capacityHint, limit), kind: mode, ...(kvDtype !== 'fp32' ? { kvDtype } : {}) });
+  const chunk = sliding ? (sliding.chunk ?? Math.max(1, Math.ceil(sliding.window / 16))) : 0;
   return {
     vocabSize: model.config.vocabSize,
     cache,
-    step: (tokens) => model.forward(tokens, cache),
+    step: (tokens) => {
+      const over = cache.length + tokens[0]!.length - limit;
+      if (sliding && over > 0) model.evictPositions!(cache, sliding.sinkTokens, Math.min(cache.length - sliding.sinkTokens, Math.max(over, chunk)));
+      return model.forward(tokens, cache);
+    },
     reorder: (indices) => cache.reorder(indices),
     dispose: () => cache.dispose(),
   };

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { InvalidOptionError, type ModelConfig, type SpecialTokens } from '@kvt/core';
-import { KvtLlamaBlock, cacheTakesKernel, runLlamaBlock, weightCode, type KVCache, type LlamaBlockAttrs, type WeightFormat } from '@kvt/kernels';
+import { CacheStateError, InvalidOptionError, UnsupportedError, type Cache, type ModelConfig, type SpecialTokens } from '@kvt/core';
+import { KVCacheContainer, KvtLlamaBlock, cacheTakesKernel, runLlamaBlock, weightCode, type KVCache, type LlamaBlockAttrs, type WeightFormat } from '@kvt/kernels';
 import { activate, embed, linear, mergeHeads, norm, splitHeads, upload, type Embedding, type Linear, type Norm } from '../layers/ops.js';
 import { GrowingTable, applyRotary, rotaryTables, type Rotary } from '../layers/positions.js';
 import type { ParameterSet } from '../weights/host-tensor.js';
@@ -165,6 +165,64 @@ export class LlamaModel extends DecoderOnlyTransformer {
   override dispose(): void {
     this.rotary.dispose();
     super.dispose();
+  }
+
+  /**
+   * Removes positions `[start, start + count)` of every row of a kvt cache and moves the later ones down by `count`:
+   * their keys are rotated back by `count` positions, so each key sits at its position within the cache, as
+   * StreamingLLM keeps attention sinks and a sliding window for rotary models. New tokens then take positions after
+   * what the cache holds.
+   *
+   * @example
+   * ```ts
+   * model.evictPositions(cache, 4, 16); // keep 4 sink positions, drop the 16 after them
+   * ```
+   */
+  evictPositions(cache: Cache, start: number, count: number): void {
+    if (!(cache instanceof KVCacheContainer)) throw new UnsupportedError('evictPositions needs a kvt cache (model.createCache).');
+    const len = cache.length;
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 1 || start + count > len)
+      throw new CacheStateError(`evictPositions(${start}, ${count}): the cache holds ${len} positions.`);
+    if (cache.padding.some((p) => p > start)) throw new CacheStateError('evictPositions: a row\'s left padding reaches past the first evicted position.');
+    const { numKvHeads: KV, headDim: hd } = this.config;
+    const { ropeTheta = 10000, ropeStyle = 'interleaved' } = this.config.llama;
+    const rows = cache.batchSize;
+    const kept = len - count;
+    // rotating back by `count` positions: angle count · freq_i for pair i (the frequencies of rotaryTables)
+    const half = hd / 2;
+    const cos = new Float64Array(half);
+    const sin = new Float64Array(half);
+    for (let i = 0; i < half; i++) {
+      const angle = count * Math.fround(1 / Math.pow(ropeTheta, Math.fround((2 * i) / hd)));
+      cos[i] = Math.cos(angle);
+      sin[i] = Math.sin(angle);
+    }
+    const layers = Array.from({ length: this.config.numLayers }, (_, l) => {
+      const { k, v } = cache.read(l); // [rows, KV, len, hd]
+      const [k2, v2] = [new Float32Array(rows * KV * kept * hd), new Float32Array(rows * KV * kept * hd)];
+      for (let h = 0; h < rows * KV; h++) {
+        const from = h * len * hd;
+        const to = h * kept * hd;
+        for (const [src, dst] of [[k, k2], [v, v2]] as const) {
+          dst.set(src.subarray(from, from + start * hd), to);
+          dst.set(src.subarray(from + (start + count) * hd, from + len * hd), to + start * hd);
+        }
+        for (let p = start; p < kept; p++) {
+          const row = to + p * hd;
+          for (let i = 0; i < half; i++) {
+            const [a, b] = ropeStyle === 'half' ? [row + i, row + i + half] : [row + 2 * i, row + 2 * i + 1];
+            const x0 = k2[a]!;
+            const x1 = k2[b]!;
+            k2[a] = x0 * cos[i]! + x1 * sin[i]!;
+            k2[b] = x1 * cos[i]! - x0 * sin[i]!;
+          }
+        }
+      }
+      return { k: k2, v: v2 };
+    });
+    const padding = [...cache.padding];
+    cache.truncate(0);
+    cache.write(layers, kept, padding);
   }
 
   protected hidden(ids: tf.Tensor2D, positions: tf.Tensor2D, cache: KVCache): tf.Tensor3D {
