@@ -22,6 +22,11 @@ export interface KVStorage {
   readonly capacity: number;
   /** Bytes held outside tfjs tensors (see `KVCache.hostBytes`). */
   readonly hostBytes?: number;
+  /** Bytes of K/V held, where that is not rows × capacity (blocks shared between rows count once). */
+  readonly bytes?: number;
+  /** Paged storages: blocks held (a shared one once) and blocks shared with another row or cache. */
+  readonly blocks?: number;
+  readonly sharedBlocks?: number;
   /** Backend kernels that read and write this storage directly (see `KVCache.kernels`). */
   readonly kernels?: ReadonlySet<string>;
   /** Makes room for `needed` positions per row, keeping `[0, length)`. Called before layer 0 writes. */
@@ -126,9 +131,17 @@ export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCach
   get capacity(): number {
     return this.storage.capacity;
   }
-  /** 2 × layers × rows × kvHeads × capacity × bytes per position and head (see {@link kvBytesPerPosition}). */
+  /**
+   * The storage's own count where it shares memory between rows (paged blocks), else 2 × layers × rows × kvHeads ×
+   * capacity × bytes per position and head (see {@link kvBytesPerPosition}).
+   */
   get bytes(): number {
-    return 2 * this.numLayers * this.rows * this.numKvHeads * this.storage.capacity * kvBytesPerPosition(this.kvDtype, this.headDim);
+    return this.storage.bytes ?? 2 * this.numLayers * this.rows * this.numKvHeads * this.storage.capacity * kvBytesPerPosition(this.kvDtype, this.headDim);
+  }
+  /** Paged storages: blocks in use (a shared one once) and blocks shared; undefined for other storages. */
+  get blocks(): { readonly inUse: number; readonly shared: number } | undefined {
+    const { blocks, sharedBlocks } = this.storage;
+    return blocks === undefined ? undefined : { inUse: blocks, shared: sharedBlocks ?? 0 };
   }
   get hostBytes(): number | undefined {
     return this.isDisposed ? (this.storage.hostBytes === undefined ? undefined : 0) : this.storage.hostBytes;

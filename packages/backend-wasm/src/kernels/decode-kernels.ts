@@ -81,7 +81,7 @@ function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const len = at.start;
   const floats = m * d + m * (H + 2 * KV) * hd + m * H * hd + m * 3 * F + ((len + n + 3) & ~3); // + scores [len + n]
   const quantized = WasmHeap.quantizedInputBytes(m, Math.max(d, H * hd, F)); // the quantized input of a linear
-  const t = storage.tables(a.layer, at, floats * 4 + quantized + 16); // + the four weight codes
+  const t = storage.tables(a.layer, at, n, floats * 4 + quantized + 16); // + the four weight codes
   const fmts = t.free + floats * 4 + quantized;
   (a.weightCodes ?? Array<number>(4).fill(FLOAT32_COLUMNS_CODE)).forEach((code, k) => (heap.i32[fmts / 4 + k] = code));
   const out = heap.output([m, d]);
@@ -91,8 +91,8 @@ function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
   heap.kernels.llama_block(
     outAt, heap.offset(i.attentionNorm!), heap.offset(i.qkv!), heap.offset(i.o!), heap.offset(i.ffnNorm!),
     heap.offset(i.gateUp!), heap.offset(i.down!), heap.offset(i.cos!), heap.offset(i.sin!),
-    t.kRows, t.vRows, t.pads, b, n, len, storage.capacity, d, H, KV, hd, F, a.epsilon, a.ropeStyle === 'half' ? 1 : 0, fmts, t.free,
-    storage.dtypeCode, storage.headBytes(storage.capacity),
+    t.kTabs, t.vTabs, t.pads, b, n, len, t.blocksPerRow, d, H, KV, hd, F, a.epsilon, a.ropeStyle === 'half' ? 1 : 0, fmts, t.free,
+    storage.dtypeCode, storage.headBytes,
   );
   return out;
 }
@@ -106,14 +106,14 @@ function cacheAttend({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const [b, H, n, hd] = q!.shape as [number, number, number, number];
   const KV = k!.shape[1]!;
   const len = at.start;
-  const t = storage.tables(layer, at, (len + n) * 4); // scores [len + n]
-  const cap = storage.capacity;
-  const [dtype, stride] = [storage.dtypeCode, storage.headBytes(cap)];
-  heap.kernels.cache_write(heap.offset(k!), KV * n * hd, n * hd, hd, t.kRows, b, n, KV, hd, cap, len, dtype, stride);
-  heap.kernels.cache_write(heap.offset(v!), KV * n * hd, n * hd, hd, t.vRows, b, n, KV, hd, cap, len, dtype, stride);
+  const t = storage.tables(layer, at, n, (len + n) * 4); // scores [len + n]
+  const nb = t.blocksPerRow;
+  const [dtype, stride] = [storage.dtypeCode, storage.headBytes];
+  heap.kernels.cache_write(heap.offset(k!), KV * n * hd, n * hd, hd, t.kTabs, b, n, KV, hd, nb, len, dtype, stride);
+  heap.kernels.cache_write(heap.offset(v!), KV * n * hd, n * hd, hd, t.vTabs, b, n, KV, hd, nb, len, dtype, stride);
   const out = heap.output([b, H, n, hd]);
   const o = heap.offset(out);
-  heap.kernels.attend(heap.offset(q!), H * n * hd, n * hd, hd, t.kRows, t.vRows, t.pads, o, H * n * hd, n * hd, hd, b, n, H, KV, hd, cap, len, t.free, dtype, stride);
+  heap.kernels.attend(heap.offset(q!), H * n * hd, n * hd, hd, t.kTabs, t.vTabs, t.pads, o, H * n * hd, n * hd, hd, b, n, H, KV, hd, nb, len, t.free, dtype, stride);
   return out;
 }
 

@@ -5,20 +5,20 @@ import { kvtKernelsSharedWasm, kvtKernelsWasm } from './kvt-kernels-wasm.js';
 export interface KernelExports {
   linear(x: number, w: number, y: number, m: number, inDim: number, outDim: number, accumulate: number): void;
   rms_norm(x: number, w: number, y: number, m: number, d: number, eps: number): void;
-  /** dtype: the stored K/V type (KV_*); headStride: bytes between heads' regions. */
+  /** tabs [b, nb]: each row's blocks; dtype: the stored K/V type (KV_*); headStride: bytes between heads' regions. */
   cache_write(
-    src: number, sr: number, sg: number, st: number, rows: number, b: number, n: number, kvHeads: number, hd: number, cap: number, at: number,
+    src: number, sr: number, sg: number, st: number, tabs: number, b: number, n: number, kvHeads: number, hd: number, nb: number, at: number,
     dtype: number, headStride: number,
   ): void;
   attend(
-    q: number, qr: number, qh: number, qt: number, kRows: number, vRows: number, pads: number,
+    q: number, qr: number, qh: number, qt: number, kTabs: number, vTabs: number, pads: number,
     out: number, or: number, oh: number, ot: number,
-    b: number, n: number, heads: number, kvHeads: number, hd: number, cap: number, len: number, scores: number, dtype: number, headStride: number,
+    b: number, n: number, heads: number, kvHeads: number, hd: number, nb: number, len: number, scores: number, dtype: number, headStride: number,
   ): void;
   llama_block(
     x: number, attnNorm: number, wqkv: number, wo: number, ffnNorm: number, wgu: number, wdown: number, cos: number, sin: number,
-    kRows: number, vRows: number, pads: number,
-    b: number, n: number, len: number, cap: number, d: number, heads: number, kvHeads: number, hd: number, F: number, eps: number,
+    kTabs: number, vTabs: number, pads: number,
+    b: number, n: number, len: number, nb: number, d: number, heads: number, kvHeads: number, hd: number, F: number, eps: number,
     ropeHalf: number, fmts: number, scratch: number, kvDtype: number, headStride: number,
   ): void;
   /** y (+)= x · W for a weight of format `fmt` (kvt-kernels.c FMT_*); scratch: the quantized input. */

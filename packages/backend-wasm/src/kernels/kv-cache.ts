@@ -4,40 +4,52 @@ import { UnsupportedError } from '@kvt/core';
 import { halfToFloat } from '@kvt/models';
 import { heapOf, type WasmHeap } from './heap.js';
 
-/** Where a kernel finds one layer's storage: pointer tables in the heap's scratch, then free scratch floats. */
+/** Where a kernel finds one layer's storage: block tables in the heap's scratch, then free scratch floats. */
 export interface LayerTables {
-  /** Int32 [rows]: K of each row; then [rows] V; then [rows] left padding. */
-  readonly kRows: number;
-  readonly vRows: number;
+  /** Int32 [rows, blocksPerRow]: this layer's K region of each row's blocks; then the same for V; then [rows] left padding. */
+  readonly kTabs: number;
+  readonly vTabs: number;
   readonly pads: number;
+  readonly blocksPerRow: number;
   /** First byte of scratch after the tables (16-byte aligned). */
   readonly free: number;
 }
 
+/** Positions per block (kvt-kernels.c's KV_BLOCK). */
+export const KV_BLOCK = 16;
+
+/** Reference counts of K/V blocks, per heap: forks and reordered rows share blocks across storages. */
+const blockRefs = new WeakMap<WasmHeap, Map<number, number>>();
+
 /**
- * The WASM backend's K/V storage: K and V live in tfjs-wasm's own heap, where the kernels that write and read them
- * (kvt-kernels.c) run, so a decode step moves no K/V bytes through JavaScript. Each sequence (row) is one allocation
- * `[layers, K|V, kvHeads, capacity, headDim]` of float32, fp16 or int8 values (int8: each head's region then holds a
- * float32 scale per position; `kvDtype`): a beam reorder keeps every row that survives where it is and copies
- * only the rows that are duplicated (an identity reorder or a permutation copies nothing). Capacity doubles when
- * full (amortized O(1) appends, never past the model's positions).
+ * The WASM backend's K/V storage, paged: K and V live in tfjs-wasm's own heap, where the kernels that write and read
+ * them (kvt-kernels.c) run, so a decode step moves no K/V bytes through JavaScript. Blocks of {@link KV_BLOCK}
+ * positions, each one allocation holding every layer's `[K|V, kvHeads, KV_BLOCK, headDim]` of float32, fp16 or int8
+ * values (int8: each head's region then holds a float32 scale per position; `kvDtype`); each row is a table of
+ * blocks. Blocks are reference-counted: a beam reorder or a fork copies tables, never K/V, and rows share the
+ * prompt's blocks; a row that writes into a block it shares copies that one block first (copy on write).
  */
 export class WasmStorage implements KVStorage {
   readonly kernels: ReadonlySet<string> = new Set([KvtLlamaBlock, KvtCacheAttend]);
   private readonly heap: WasmHeap;
-  private rowsAt: number[];
-  private cap: number;
+  private readonly refs: Map<number, number>;
+  /** Each row's blocks (heap offsets). */
+  private rows: number[][];
 
   constructor(
     private readonly options: KVCacheOptions,
     rows = options.batchSize,
-    cap = Math.min(options.maxLength, Math.max(16, options.capacityHint ?? 64)),
+    tables?: number[][],
   ) {
     if (options.kvDtype !== undefined && options.kvDtype !== 'fp32' && options.headDim % 4 !== 0)
       throw new UnsupportedError(`The wasm KV cache stores ${options.kvDtype} K/V for head sizes that are a multiple of 4 (this model's is ${options.headDim}); use kvDtype: 'fp32'.`);
     this.heap = heapOf(tf.backend());
-    this.cap = cap;
-    this.rowsAt = Array.from({ length: rows }, () => this.heap.malloc(this.rowBytes(cap)));
+    let refs = blockRefs.get(this.heap);
+    if (!refs) blockRefs.set(this.heap, (refs = new Map()));
+    this.refs = refs;
+    this.rows = tables ? tables.map((t) => t.map((b) => this.retain(b))) : Array.from({ length: rows }, () => []);
+    const hint = Math.min(options.maxLength, options.capacityHint ?? 0);
+    if (!tables && hint > 0) this.reserve(hint);
   }
 
   /** Bytes of one stored value (fp32, fp16, int8). */
@@ -48,126 +60,144 @@ export class WasmStorage implements KVStorage {
   get dtypeCode(): number {
     return { fp32: 0, fp16: 1, int8: 2 }[this.options.kvDtype ?? 'fp32'];
   }
-  /** Bytes of one head's region at capacity `cap`: cap × headDim values, then (int8) cap float32 scales; 16-aligned. */
-  headBytes(cap: number): number {
-    const scales = this.options.kvDtype === 'int8' ? 4 * cap : 0;
-    return Math.ceil((cap * this.options.headDim * this.valueBytes + scales) / 16) * 16;
+  /** Bytes of one head's region in a block: KV_BLOCK × headDim values, then (int8) KV_BLOCK float32 scales; 16-aligned. */
+  get headBytes(): number {
+    const scales = this.options.kvDtype === 'int8' ? 4 * KV_BLOCK : 0;
+    return Math.ceil((KV_BLOCK * this.options.headDim * this.valueBytes + scales) / 16) * 16;
   }
-  /** Bytes of one row: every layer's K and V at capacity `cap`. */
-  private rowBytes(cap: number): number {
-    return 2 * this.options.numLayers * this.options.numKvHeads * this.headBytes(cap);
+  /** Bytes of one block: every layer's K and V. */
+  private get blockBytes(): number {
+    return 2 * this.options.numLayers * this.options.numKvHeads * this.headBytes;
   }
-  /** Byte offset of (layer, K = 0 | V = 1, head) inside a row of capacity `cap`. */
-  private headAt(layer: number, kv: 0 | 1, head: number, cap: number): number {
-    return ((layer * 2 + kv) * this.options.numKvHeads + head) * this.headBytes(cap);
+  /** Byte offset of (layer, K = 0 | V = 1, head) inside a block. */
+  private headAt(layer: number, kv: 0 | 1, head: number): number {
+    return ((layer * 2 + kv) * this.options.numKvHeads + head) * this.headBytes;
   }
 
+  private retain(block: number): number {
+    this.refs.set(block, (this.refs.get(block) ?? 0) + 1);
+    return block;
+  }
+  private release(block: number): void {
+    const n = this.refs.get(block)! - 1;
+    if (n > 0) this.refs.set(block, n);
+    else {
+      this.refs.delete(block);
+      this.heap.free(block);
+    }
+  }
+
+  /** Positions every row's blocks hold. */
   get capacity(): number {
-    return this.cap;
+    return (this.rows[0]?.length ?? 0) * KV_BLOCK;
   }
-  /** The heap bytes allocated for K/V (outside any tensor, so not in `tf.memory()`). */
+  /** Blocks the rows hold, each counted once however many rows share it. */
+  get blocks(): number {
+    return new Set(this.rows.flat()).size;
+  }
+  /** Blocks held by more than one row (or another storage: a fork). */
+  get sharedBlocks(): number {
+    return [...new Set(this.rows.flat())].filter((b) => this.refs.get(b)! > 1).length;
+  }
+  /** The heap bytes of this storage's blocks (outside any tensor, so not in `tf.memory()`); a shared block once. */
   get hostBytes(): number {
-    return this.rowsAt.length * this.rowBytes(this.cap);
+    return this.blocks * this.blockBytes;
+  }
+  get bytes(): number {
+    return this.hostBytes;
   }
 
-  /** Copies the first `length` positions of every (layer, K/V, head) of row `src` (capacity `srcCap`) into `dst`. */
-  private copyRow(src: number, srcCap: number, dst: number, dstCap: number, length: number): void {
-    const u8 = this.heap.u8;
-    const hd = this.options.headDim;
-    const bytes = length * hd * this.valueBytes;
-    if (bytes === 0) return;
-    const int8 = this.options.kvDtype === 'int8';
-    for (let l = 0; l < this.options.numLayers; l++)
-      for (const kv of [0, 1] as const)
-        for (let h = 0; h < this.options.numKvHeads; h++) {
-          const from = src + this.headAt(l, kv, h, srcCap);
-          const to = dst + this.headAt(l, kv, h, dstCap);
-          u8.copyWithin(to, from, from + bytes);
-          // int8: the scales follow each region's cap values
-          if (int8) u8.copyWithin(to + dstCap * hd, from + srcCap * hd, from + srcCap * hd + 4 * length);
-        }
+  reserve(needed: number): void {
+    const blocks = Math.ceil(Math.min(needed, this.options.maxLength) / KV_BLOCK);
+    for (const table of this.rows) while (table.length < blocks) table.push(this.retain(this.heap.malloc(this.blockBytes)));
   }
 
-  reserve(needed: number, length: number): void {
-    const cap = Math.min(this.options.maxLength, Math.max(needed, 2 * this.cap));
-    this.rowsAt = this.rowsAt.map((at) => {
-      const next = this.heap.malloc(this.rowBytes(cap));
-      this.copyRow(at, this.cap, next, cap, length);
-      this.heap.free(at);
-      return next;
-    });
-    this.cap = cap;
+  /** Before positions [start, start + n) are written: every row owns the blocks they fall in (copy on write). */
+  private ownBlocks(start: number, n: number): void {
+    const first = start >> 4;
+    const last = (start + n - 1) >> 4;
+    for (const table of this.rows)
+      for (let i = first; i <= last && i < table.length; i++) {
+        const block = table[i]!;
+        if (this.refs.get(block)! === 1) continue;
+        const copy = this.retain(this.heap.malloc(this.blockBytes));
+        this.heap.u8.copyWithin(copy, block, block + this.blockBytes);
+        this.release(block);
+        table[i] = copy;
+      }
   }
 
   /**
-   * Writes `layer`'s pointer tables into the heap's scratch, with `extraBytes` more scratch after them, for a kernel
-   * that writes this storage directly.
+   * Writes `layer`'s block tables into the heap's scratch (before layer 0 writes `n` positions, shared blocks they
+   * fall in are copied), with `extraBytes` more scratch after them, for a kernel that writes this storage directly.
    */
-  tables(layer: number, at: WriteContext, extraBytes: number): LayerTables {
-    const b = this.rowsAt.length;
-    const tableBytes = Math.ceil((3 * b * 4) / 16) * 16;
+  tables(layer: number, at: WriteContext, n: number, extraBytes: number): LayerTables {
+    if (layer === 0 && n > 0) this.ownBlocks(at.start, n);
+    const b = this.rows.length;
+    const nb = this.rows[0]?.length ?? 0;
+    const tableBytes = Math.ceil(((2 * b * nb + b) * 4) / 16) * 16;
     const base = this.heap.scratch(tableBytes + extraBytes);
     const i32 = this.heap.i32;
-    for (let r = 0; r < b; r++) {
-      i32[base / 4 + r] = this.rowsAt[r]! + this.headAt(layer, 0, 0, this.cap);
-      i32[base / 4 + b + r] = this.rowsAt[r]! + this.headAt(layer, 1, 0, this.cap);
-      i32[base / 4 + 2 * b + r] = at.padding[r]!;
-    }
-    return { kRows: base, vRows: base + 4 * b, pads: base + 8 * b, free: base + tableBytes };
+    const [kAt, vAt] = [this.headAt(layer, 0, 0), this.headAt(layer, 1, 0)];
+    this.rows.forEach((table, r) => {
+      table.forEach((block, i) => {
+        i32[base / 4 + r * nb + i] = block + kAt;
+        i32[base / 4 + b * nb + r * nb + i] = block + vAt;
+      });
+      i32[base / 4 + 2 * b * nb + r] = at.padding[r]!;
+    });
+    return { kTabs: base, vTabs: base + 4 * b * nb, pads: base + 8 * b * nb, blocksPerRow: nb, free: base + tableBytes };
   }
 
   attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): tf.Tensor4D {
     return runCacheAttend(q, k, v, { storage: this, layer, at });
   }
 
-  reorder(indices: readonly number[], length: number): void {
-    if (indices.length === this.rowsAt.length && indices.every((i, r) => i === r)) return;
-    // a row's first taker keeps its storage; later takers get a copy, into storage no one keeps where there is some
-    const kept = new Set<number>();
-    const next = indices.map((src) => (kept.has(src) ? -1 : (kept.add(src), this.rowsAt[src]!)));
-    const spare = this.rowsAt.filter((_, r) => !kept.has(r));
-    next.forEach((at, i) => {
-      if (at !== -1) return;
-      const into = spare.pop() ?? this.heap.malloc(this.rowBytes(this.cap));
-      this.copyRow(this.rowsAt[indices[i]!]!, this.cap, into, this.cap, length);
-      next[i] = into;
-    });
-    spare.forEach((at) => this.heap.free(at));
-    this.rowsAt = next;
+  /** Tables only: rows share blocks, nothing is copied (a later write into a shared block copies that block). */
+  reorder(indices: readonly number[]): void {
+    const next = indices.map((i) => this.rows[i]!.map((b) => this.retain(b)));
+    this.rows.flat().forEach((b) => this.release(b));
+    this.rows = next;
+  }
+
+  truncate(length: number): void {
+    const keep = Math.ceil(length / KV_BLOCK);
+    for (const table of this.rows) table.splice(keep).forEach((b) => this.release(b));
   }
 
   read(layer: number, length: number): { k: Float32Array; v: Float32Array } {
     const { numKvHeads: kvh, headDim: hd } = this.options;
-    const [k, v] = [new Float32Array(this.rowsAt.length * kvh * length * hd), new Float32Array(this.rowsAt.length * kvh * length * hd)];
+    const [k, v] = [new Float32Array(this.rows.length * kvh * length * hd), new Float32Array(this.rows.length * kvh * length * hd)];
     const buffer = this.heap.u8.buffer;
-    this.rowsAt.forEach((at, r) =>
+    this.rows.forEach((table, r) =>
       [k, v].forEach((out, kv) => {
-        for (let h = 0; h < kvh; h++) {
-          const head = at + this.headAt(layer, kv as 0 | 1, h, this.cap);
-          const o = (r * kvh + h) * length * hd;
-          if (this.options.kvDtype === 'fp16') {
-            const halves = new Uint16Array(buffer, head, length * hd);
-            for (let i = 0; i < halves.length; i++) out[o + i] = halfToFloat(halves[i]!);
-          } else if (this.options.kvDtype === 'int8') {
-            const q = new Int8Array(buffer, head, length * hd);
-            const scales = new Float32Array(buffer, head + this.cap * hd, length);
-            for (let i = 0; i < q.length; i++) out[o + i] = Math.fround(scales[Math.floor(i / hd)]! * q[i]!);
-          } else out.set(new Float32Array(buffer, head, length * hd), o);
-        }
+        for (let h = 0; h < kvh; h++)
+          for (let p = 0; p < length; p++) {
+            const head = table[p >> 4]! + this.headAt(layer, kv as 0 | 1, h);
+            const slot = p & (KV_BLOCK - 1);
+            const o = ((r * kvh + h) * length + p) * hd;
+            if (this.options.kvDtype === 'fp16') {
+              const halves = new Uint16Array(buffer, head + slot * hd * 2, hd);
+              for (let i = 0; i < hd; i++) out[o + i] = halfToFloat(halves[i]!);
+            } else if (this.options.kvDtype === 'int8') {
+              const q = new Int8Array(buffer, head + slot * hd, hd);
+              const scale = new Float32Array(buffer, head + KV_BLOCK * hd, KV_BLOCK)[slot]!;
+              for (let i = 0; i < hd; i++) out[o + i] = Math.fround(scale * q[i]!);
+            } else out.set(new Float32Array(buffer, head + slot * hd * 4, hd), o);
+          }
       }),
     );
     return { k, v };
   }
 
-  fork(length: number, rows: number): WasmStorage {
-    const copy = new WasmStorage(this.options, rows, this.cap);
-    this.rowsAt.forEach((at, r) => this.copyRow(at, this.cap, copy.rowsAt[r]!, copy.cap, length));
-    return copy;
+  /** A copy that shares every block (copy on write): O(blocks), no K/V copied. */
+  fork(): WasmStorage {
+    return new WasmStorage(this.options, this.rows.length, this.rows);
   }
 
   dispose(): void {
-    this.rowsAt.forEach((at) => this.heap.free(at));
-    this.rowsAt = [];
+    this.rows.flat().forEach((b) => this.release(b));
+    this.rows = [];
   }
 }
 

@@ -4,7 +4,8 @@
 // kvt-kernels-wasm.ts; the build checks the module has no data segments and no stack (it must never write into
 // memory it does not own).
 //
-// Layouts: Linear weights are kvt's [in, out] row-major. A cache row r of a layer holds K and V as [kvHeads, cap, hd].
+// Layouts: Linear weights are kvt's [in, out] row-major (or rows in blocks, below). The KV cache is paged: blocks of
+// KV_BLOCK positions, each block holding every layer's K and V as [kvHeads, KV_BLOCK, hd]; a row is a table of blocks.
 #include <wasm_simd128.h>
 
 #define EXPORT(name) __attribute__((export_name(#name)))
@@ -587,10 +588,12 @@ static inline float dot(const float* a, const float* b, int n) {
   return s;
 }
 
-// ---- K/V storage: float32, fp16, or int8 with a float32 scale per (position, head) --------------------------------
-// A cache row's head region (headStride bytes apart) holds cap positions of hd values (4, 2 or 1 bytes each); for int8
-// the cap scales follow the values. int8: scale = max|x| / 127 over the position's hd values, value = round(x / scale).
+// ---- K/V storage: paged blocks of float32, fp16, or int8 with a float32 scale per (position, head) ---------------
+// A block holds KV_BLOCK positions. For a layer, a row's table gives the block's K (or V) region of that layer; head g
+// is at + g·headStride, holding KV_BLOCK positions of hd values (4, 2 or 1 bytes each), and for int8 the KV_BLOCK
+// scales after them. int8: scale = max|x| / 127 over the position's hd values, value = round(x / scale).
 enum { KV_F32 = 0, KV_F16 = 1, KV_I8 = 2 };
+enum { KV_BLOCK = 16, KV_BLOCK_SHIFT = 4 };
 
 // float32 → fp16 bits, round to nearest even (overflow to inf; subnormals exact): models/src/weights/quantize.ts's rule.
 static unsigned short float_to_half(float f) {
@@ -607,13 +610,13 @@ static unsigned short float_to_half(float f) {
   return (unsigned short)(sign | h);
 }
 
-// Stores hd values at position pos of a head region.
-static void kv_store(unsigned char* head, int pos, const float* v, int hd, int cap, int dtype) {
+// Stores hd values at slot `slot` (< KV_BLOCK) of a head's region in a block.
+static void kv_store(unsigned char* head, int slot, const float* v, int hd, int dtype) {
   if (dtype == KV_F32) {
-    float* d = (float*)head + (usize)pos * hd;
+    float* d = (float*)head + (usize)slot * hd;
     for (int i = 0; i < hd; i++) d[i] = v[i];
   } else if (dtype == KV_F16) {
-    unsigned short* d = (unsigned short*)head + (usize)pos * hd;
+    unsigned short* d = (unsigned short*)head + (usize)slot * hd;
     for (int i = 0; i < hd; i++) d[i] = float_to_half(v[i]);
   } else {
     float amax = 0.0f;
@@ -622,9 +625,9 @@ static void kv_store(unsigned char* head, int pos, const float* v, int hd, int c
       if (a > amax) amax = a;
     }
     const float scale = amax / 127.0f, inv = amax > 0.0f ? 1.0f / scale : 0.0f;
-    signed char* d = (signed char*)head + (usize)pos * hd;
+    signed char* d = (signed char*)head + (usize)slot * hd;
     for (int i = 0; i < hd; i++) d[i] = (signed char)__builtin_nearbyintf(v[i] * inv);
-    ((float*)(head + (usize)cap * hd))[pos] = scale;
+    ((float*)(head + (usize)KV_BLOCK * hd))[slot] = scale;
   }
 }
 
@@ -639,34 +642,42 @@ INLINE v128_t kv_load4(const unsigned char* row, int i, int dtype) {
   return wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(wasm_v128_load32_zero(row + i))));
 }
 
+// Head `head` of position j in a row's table (its block's region + head offset + slot).
+INLINE const unsigned char* kv_head(const int* tab, int j, usize head) {
+  return (const unsigned char*)(usize)tab[j >> KV_BLOCK_SHIFT] + head;
+}
+
 // Writes n new rows per cache row: src(r, g, t) = src + r·sr + g·sg + t·st (floats), a row of hd, goes to position
-// at + t of head g of cache row r (its region at rows[r] + g·headStride).
+// at + t of head g of cache row r; tabs [b, nb]: each row's blocks (this layer's K or V region of each).
 EXPORT(cache_write)
-void cache_write(const float* src, int sr, int sg, int st, const int* rows, int b, int n, int kvHeads, int hd, int cap, int at, int dtype,
+void cache_write(const float* src, int sr, int sg, int st, const int* tabs, int b, int n, int kvHeads, int hd, int nb, int at, int dtype,
                  int headStride) {
   for (int r = 0; r < b; r++)
     for (int g = 0; g < kvHeads; g++)
-      for (int t = 0; t < n; t++)
-        kv_store((unsigned char*)(usize)rows[r] + (usize)g * headStride, at + t, src + (usize)r * sr + (usize)g * sg + (usize)t * st, hd, cap, dtype);
+      for (int t = 0; t < n; t++) {
+        const int j = at + t;
+        unsigned char* head = (unsigned char*)kv_head(tabs + (usize)r * nb, j, (usize)g * headStride);
+        kv_store(head, j & (KV_BLOCK - 1), src + (usize)r * sr + (usize)g * sg + (usize)t * st, hd, dtype);
+      }
 }
 
-// One (row, head, new position) of attention: softmax(q·K[j]) over j in [start, end), times V, into o; the K/V head
-// regions hold dtype values (hd a multiple of 4 unless float32).
-INLINE void attend_one(const float* qv, const unsigned char* Kh, const unsigned char* Vh, float* o, int start, int end, int hd, int cap,
-                       float* scores, int dtype) {
+// One (row, head, new position) of attention: softmax(q·K[j]) over j in [start, end), times V, into o; kt/vt: the
+// row's blocks, headOff: the head's offset in a block region (hd a multiple of 4 unless float32).
+INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize headOff, float* o, int start, int end, int hd, float* scores,
+                       int dtype) {
   const int esize = dtype == KV_F32 ? 4 : dtype == KV_F16 ? 2 : 1;
-  const float* kScale = (const float*)(Kh + (usize)cap * hd);
-  const float* vScale = (const float*)(Vh + (usize)cap * hd);
+  const usize scales = (usize)KV_BLOCK * hd; // int8: the block's scales after its values
   float mx = -__builtin_inff();
   for (int j = start; j < end; j++) {
+    const unsigned char* head = kv_head(kt, j, headOff);
+    const unsigned char* kr = head + (usize)(j & (KV_BLOCK - 1)) * hd * esize;
     float s;
-    if (dtype == KV_F32) s = dot(qv, (const float*)Kh + (usize)j * hd, hd);
+    if (dtype == KV_F32) s = dot(qv, (const float*)kr, hd);
     else {
-      const unsigned char* kr = Kh + (usize)j * hd * esize;
       v128_t acc = wasm_f32x4_splat(0.0f);
       for (int i = 0; i < hd; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(qv + i), kv_load4(kr, i, dtype)));
       s = hsum(acc);
-      if (dtype == KV_I8) s *= kScale[j];
+      if (dtype == KV_I8) s *= ((const float*)(head + scales))[j & (KV_BLOCK - 1)];
     }
     scores[j] = s;
     if (s > mx) mx = s;
@@ -680,8 +691,9 @@ INLINE void attend_one(const float* qv, const unsigned char* Kh, const unsigned 
   const float inv = 1.0f / sum;
   for (int i = 0; i < hd; i++) o[i] = 0.0f;
   for (int j = start; j < end; j++) {
-    const float p = scores[j] * inv * (dtype == KV_I8 ? vScale[j] : 1.0f);
-    const unsigned char* vr = Vh + (usize)j * hd * esize;
+    const unsigned char* head = kv_head(vt, j, headOff);
+    const unsigned char* vr = head + (usize)(j & (KV_BLOCK - 1)) * hd * esize;
+    const float p = scores[j] * inv * (dtype == KV_I8 ? ((const float*)(head + scales))[j & (KV_BLOCK - 1)] : 1.0f);
     const v128_t pv = wasm_f32x4_splat(p);
     int i = 0;
     for (; i + 4 <= hd; i += 4) wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_mul(pv, kv_load4(vr, i, dtype))));
@@ -692,21 +704,23 @@ INLINE void attend_one(const float* qv, const unsigned char* Kh, const unsigned 
 // Causal attention of n new positions over a cache: for row r, head h, new position t (absolute len + t), softmax of
 // q·K[j] over j in [pads[r], len + t] (left padding masked), times V. q is already scaled by 1/√hd.
 // q(r, h, t) at q + r·qr + h·qh + t·qt, out the same with its own strides; heads share K/V in groups of heads/kvHeads.
+// kTabs/vTabs [b, nb]: each row's blocks (this layer's K, V region of each).
 EXPORT(attend)
-void attend(const float* q, int qr, int qh, int qt, const int* kRows, const int* vRows, const int* pads, float* out, int or_,
-            int oh, int ot, int b, int n, int heads, int kvHeads, int hd, int cap, int len, float* scores, int dtype, int headStride) {
+void attend(const float* q, int qr, int qh, int qt, const int* kTabs, const int* vTabs, const int* pads, float* out, int or_,
+            int oh, int ot, int b, int n, int heads, int kvHeads, int hd, int nb, int len, float* scores, int dtype, int headStride) {
   const int group = heads / kvHeads;
   for (int r = 0; r < b; r++)
     for (int h = 0; h < heads; h++) {
-      const unsigned char* Kh = (const unsigned char*)(usize)kRows[r] + (usize)(h / group) * headStride;
-      const unsigned char* Vh = (const unsigned char*)(usize)vRows[r] + (usize)(h / group) * headStride;
+      const int* kt = kTabs + (usize)r * nb;
+      const int* vt = vTabs + (usize)r * nb;
+      const usize headOff = (usize)(h / group) * headStride;
       for (int t = 0; t < n; t++) {
         const float* qv = q + (usize)r * qr + (usize)h * qh + (usize)t * qt;
         float* o = out + (usize)r * or_ + (usize)h * oh + (usize)t * ot;
         // each storage type gets its own loops (dtype a constant in each call)
-        if (dtype == KV_F32) attend_one(qv, Kh, Vh, o, pads[r], len + t + 1, hd, cap, scores, KV_F32);
-        else if (dtype == KV_F16) attend_one(qv, Kh, Vh, o, pads[r], len + t + 1, hd, cap, scores, KV_F16);
-        else attend_one(qv, Kh, Vh, o, pads[r], len + t + 1, hd, cap, scores, KV_I8);
+        if (dtype == KV_F32) attend_one(qv, kt, vt, headOff, o, pads[r], len + t + 1, hd, scores, KV_F32);
+        else if (dtype == KV_F16) attend_one(qv, kt, vt, headOff, o, pads[r], len + t + 1, hd, scores, KV_F16);
+        else attend_one(qv, kt, vt, headOff, o, pads[r], len + t + 1, hd, scores, KV_I8);
       }
     }
 }
@@ -735,14 +749,14 @@ static void rotate(float* v, int heads, int hd, const float* cs, const float* sn
 // One Llama block (pre-norm attention and SwiGLU) for b rows of n new positions, x [b·n, d] updated in place:
 //   h = rmsnorm(x)·[Wq Wk Wv]; rotary on q, k; q ·= 1/√hd; K/V rows appended to the cache at len…len+n−1;
 //   x += attention(q, cache)·Wo; x += (silu(rmsnorm(x)·Wgate) ⊙ rmsnorm(x)·Wup)·Wdown.
-// kRows/vRows [b]: this layer's K and V storage of each cache row (kvHeads regions headStride bytes apart, values of
-// kvDtype: KV_*); pads [b]: left padding; cos/sin [positions, hd/2]; fmts: the format codes of wqkv, wo, wgu, wdown;
+// kTabs/vTabs [b, nb]: each cache row's blocks, this layer's K and V region of each (kvHeads regions headStride bytes
+// apart, values of kvDtype: KV_*); pads [b]: left padding; cos/sin [positions, hd/2]; fmts: the format codes of wqkv, wo, wgu, wdown;
 // scratch: floats for h [m·d], qkv [m·(H+2KV)·hd], att [m·H·hd], gu [m·2F], act [m·F], scores [len + n] (m = b·n), then
 // for quantized weights the quantized input (int16 [m·max(d, H·hd, F)] and its scales).
 EXPORT(llama_block)
 void llama_block(float* x, const float* attnNorm, const void* wqkv, const void* wo, const float* ffnNorm, const void* wgu,
-                 const void* wdown, const float* cosT, const float* sinT, const int* kRows, const int* vRows, const int* pads,
-                 int b, int n, int len, int cap, int d, int heads, int kvHeads, int hd, int F, float eps, int ropeHalf,
+                 const void* wdown, const float* cosT, const float* sinT, const int* kTabs, const int* vTabs, const int* pads,
+                 int b, int n, int len, int nb, int d, int heads, int kvHeads, int hd, int F, float eps, int ropeHalf,
                  const int* fmts, float* scratch, int kvDtype, int headStride) {
   const int m = b * n, qd = heads * hd, kvd = kvHeads * hd, qkvd = qd + 2 * kvd, hh = hd / 2;
   float* h = scratch;
@@ -766,9 +780,9 @@ void llama_block(float* x, const float* attnNorm, const void* wqkv, const void* 
       for (int i = 0; i < qd; i++) row[i] *= scale;
     }
   // k(r, g, t) at qkv + (r·n + t)·qkvd + qd + g·hd; v the same + kvd
-  cache_write(qkv + qd, n * qkvd, hd, qkvd, kRows, b, n, kvHeads, hd, cap, len, kvDtype, headStride);
-  cache_write(qkv + qd + kvd, n * qkvd, hd, qkvd, vRows, b, n, kvHeads, hd, cap, len, kvDtype, headStride);
-  attend(qkv, n * qkvd, hd, qkvd, kRows, vRows, pads, att, n * qd, hd, qd, b, n, heads, kvHeads, hd, cap, len, scores, kvDtype, headStride);
+  cache_write(qkv + qd, n * qkvd, hd, qkvd, kTabs, b, n, kvHeads, hd, nb, len, kvDtype, headStride);
+  cache_write(qkv + qd + kvd, n * qkvd, hd, qkvd, vTabs, b, n, kvHeads, hd, nb, len, kvDtype, headStride);
+  attend(qkv, n * qkvd, hd, qkvd, kTabs, vTabs, pads, att, n * qd, hd, qd, b, n, heads, kvHeads, hd, nb, len, scores, kvDtype, headStride);
   linear_any(fmts[1], att, wo, x, m, qd, d, 1, quantized);
 
   rms_norm(x, ffnNorm, h, m, d, eps);

@@ -75,7 +75,7 @@ export async function runChat(o: ChatOptions): Promise<void> {
             finishReason: seq.finishReason,
             prefillTokens: result.prefillTokens,
             sessionTokens: session.tokens.length,
-            cache: { length: session.cache.length, bytes: session.cache.bytes },
+            cache: { length: session.cache.length, bytes: session.cache.bytes, ...(session.cache.blocks ? { blocks: session.cache.blocks } : {}) },
             timing: { prefillMs: result.timing.prefillMs, tokensPerSecond: tokensPerSecond(result.timing.decodeMs) },
           }) + '\n',
         );

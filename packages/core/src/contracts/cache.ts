@@ -37,8 +37,10 @@ export interface Cache {
   readonly length: number;
   /** Positions the current storage holds before it must grow. */
   readonly capacity: number;
-  /** Bytes of K/V storage actually allocated (capacity, not length). */
+  /** Bytes of K/V storage actually allocated (capacity, not length; blocks shared between rows once). */
   readonly bytes: number;
+  /** Paged caches: blocks in use (a shared one once) and blocks shared between rows or with a fork. */
+  readonly blocks?: { readonly inUse: number; readonly shared: number } | undefined;
   /** Most positions this cache will ever hold (the model's positions). */
   readonly maxLength: number;
   /** Keep/duplicate/permute sequences: row `i` of the result is row `indices[i]` now. */

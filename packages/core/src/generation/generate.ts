@@ -79,8 +79,13 @@ export interface GenerateResult {
     readonly firstTokenMs: number;
     readonly totalMs: number;
   };
-  /** The cache when generation ended (before it was released). */
-  readonly cache: { readonly length: number; readonly bytes: number; readonly capacity: number } | null;
+  /** The cache when generation ended (before it was released); `blocks` for paged caches. */
+  readonly cache: {
+    readonly length: number;
+    readonly bytes: number;
+    readonly capacity: number;
+    readonly blocks?: { readonly inUse: number; readonly shared: number };
+  } | null;
 }
 
 /**
@@ -185,7 +190,8 @@ export async function* generateStream(
       yield event;
     }
     const cache = session.cache;
-    cacheInfo = cache ? { length: cache.length, bytes: cache.bytes, capacity: cache.capacity } : null;
+    const blocks = cache?.blocks;
+    cacheInfo = cache ? { length: cache.length, bytes: cache.bytes, capacity: cache.capacity, ...(blocks ? { blocks } : {}) } : null;
     return finish();
   } finally {
     session.dispose();

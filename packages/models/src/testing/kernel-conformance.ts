@@ -149,7 +149,10 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
         const r = reference as KVCacheContainer;
         expect(relativeDiff(c.read(1).k, r.read(1).k), `${kvDtype} stored K`).toBeLessThanOrEqual(1e-6);
         expect(relativeDiff(c.read(1).v, r.read(1).v), `${kvDtype} stored V`).toBeLessThanOrEqual(1e-6);
-        expect(cache.bytes).toBe(2 * shape.numLayers * 3 * shape.numKvHeads * cache.capacity * kvBytesPerPosition(kvDtype, shape.headDim));
+        // rows × capacity, or less where a paged storage shares blocks between rows (the reorders above duplicated one)
+        const unshared = 2 * shape.numLayers * 3 * shape.numKvHeads * cache.capacity * kvBytesPerPosition(kvDtype, shape.headDim);
+        if ((cache as KVCacheContainer).blocks) expect(cache.bytes).toBeLessThan(unshared);
+        else expect(cache.bytes).toBe(unshared);
         for (const x of [cache, reference, copy, copyReference]) x.dispose();
         expect(tf.memory().numTensors).toBe(before);
       }

@@ -1,0 +1,88 @@
+/**
+ * The wasm cache's paged blocks, counted: beams share the prompt's blocks (stories260K, a 200-token prompt, 4 beams
+ * × 20 new tokens: cache bytes ≤ 1.3 × one beam's, the same tokens as the reference cache), and a reorder or a fork
+ * copies block tables, not K/V (its time at 64 and 1,000 positions is printed: what the table holds, not the bytes).
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createRng, generate, type DecoderOnlyModel } from '@kvt/core';
+import { createBackendKVCache, type KVCacheContainer } from '@kvt/kernels';
+import { loadModel } from '@kvt/loaders';
+import { activate } from './index.js';
+import { KV_BLOCK } from './kernels/kv-cache.js';
+
+const fixtures = process.env.KVT_FIXTURES ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../../../shared/fixtures');
+const stories = join(fixtures, 'stories260K', 'stories260K.bin');
+const TEXT =
+  'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. ' +
+  'She wanted to play with it, but it was too high. Lily\'s mom said, "Lily, let\'s go to the park." Lily was sad and didn\'t know what to do. ' +
+  'She said, "I want to play with your ball, but I can\'t find it." Lily was sad and didn\'t know what to do. She said, "I\'m sorry, Lily. ' +
+  'I didn\'t know what to do." Lily didn\'t want to help her mom, so she said, "I\'m sorry, mom. I didn\'t know what to do." Her mom said, ' +
+  '"Don\'t worry, Lily. We can help you."';
+
+describe('paged K/V blocks on wasm', () => {
+  beforeAll(async () => {
+    await activate();
+  });
+
+  it.skipIf(!existsSync(stories))('stories260K, 200-token prompt, 4 beams × 20 tokens: cache bytes ≤ 1.3 × one beam\'s; the reference cache\'s tokens', async () => {
+    const loaded = await loadModel(stories);
+    try {
+      const model = loaded.model as DecoderOnlyModel;
+      const inputIds = loaded.tokenizer!.encode(TEXT).slice(0, 200);
+      expect(inputIds).toHaveLength(200);
+      const request = { inputIds, maxNewTokens: 20, stopTokenIds: [], numBeams: 4, numReturnSequences: 4 };
+      const one = await generate(model, { ...request, numBeams: 1, numReturnSequences: 1 });
+      const beams = await generate(model, request);
+      const reference = await generate(model, { ...request, cache: 'concat' });
+      expect(beams.sequences[0]!.hypotheses!.map((h) => h.tokens)).toEqual(reference.sequences[0]!.hypotheses!.map((h) => h.tokens));
+      const ratio = beams.cache!.bytes / one.cache!.bytes;
+      console.log(`4 beams hold ${beams.cache!.bytes} bytes of K/V, one beam ${one.cache!.bytes}: ${ratio.toFixed(3)}×`);
+      expect(ratio).toBeLessThanOrEqual(1.3);
+    } finally {
+      loaded.dispose();
+    }
+  });
+
+  it('a reorder and a fork copy no K/V: blocks are shared until written (copy on write of one block); times printed', () => {
+    // the 15M shape: 6 layers, 6 K/V heads of 48
+    const shape = { numLayers: 6, numKvHeads: 6, headDim: 48, maxLength: 1024, batchSize: 4 };
+    const rng = createRng(3);
+    for (const length of [64, 1000]) {
+      const cache = createBackendKVCache({ ...shape, capacityHint: length + 1 }) as KVCacheContainer;
+      const size = 4 * shape.numKvHeads * length * shape.headDim;
+      const layer = () => ({ k: Float32Array.from({ length: size }, () => rng.next() - 0.5), v: Float32Array.from({ length: size }, () => rng.next() - 0.5) });
+      cache.write(Array.from({ length: shape.numLayers }, layer), length, [0, 0, 0, 0]);
+      const blocks = cache.blocks!.inUse;
+      expect(blocks).toBe(4 * Math.ceil((length + 1) / KV_BLOCK));
+      const before = cache.read(2);
+      const t0 = performance.now();
+      cache.reorder([0, 0, 1, 1]); // beams 2 and 3 dropped, 0 and 1 duplicated
+      const reorderMs = performance.now() - t0;
+      expect(cache.blocks).toEqual({ inUse: blocks / 2, shared: blocks / 2 }); // no block copied
+      const after = cache.read(2);
+      const row = size / 4;
+      expect(after.k.subarray(row, 2 * row)).toEqual(before.k.subarray(0, row));
+      expect(after.v.subarray(3 * row, 4 * row)).toEqual(before.v.subarray(row, 2 * row));
+      const t1 = performance.now();
+      const copy = cache.fork();
+      const forkMs = performance.now() - t1;
+      expect((copy as KVCacheContainer).blocks!.shared).toBe(blocks / 2);
+      // one new position per row: each row copies only the block it writes into
+      tf.tidy(() => {
+        const t = () => tf.tensor4d(Float32Array.from({ length: 4 * shape.numKvHeads * shape.headDim }, () => rng.next()), [4, shape.numKvHeads, 1, shape.headDim]);
+        for (let l = 0; l < shape.numLayers; l++) cache.attend(l, t(), t(), t());
+      });
+      cache.advance(1);
+      // each row now owns the block it wrote (four), in place of the two shared ones (which the fork keeps)
+      expect(cache.blocks!.inUse).toBe(blocks / 2 + 2);
+      console.log(`length ${length}: reorder ${reorderMs.toFixed(3)} ms, fork ${forkMs.toFixed(3)} ms (${blocks} blocks of ${KV_BLOCK} positions, none copied)`);
+      copy.dispose();
+      cache.dispose();
+    }
+  });
+});
