@@ -37,21 +37,26 @@ export function createWorkerApi(): WorkerApi {
     if (!m) throw new InvalidOptionError('model', id, 'a model this worker loaded and has not unloaded');
     return m;
   };
-  /** Runs a stream to its end, sending each event to the page; the result (or the error) comes back as the reply. */
-  const run = async <R>(request: number, stream: (signal: AbortSignal) => AsyncGenerator<GenerationEvent, R>, onEvent: (e: GenerationEvent) => void) => {
+  /**
+   * Runs a stream to its end, sending each event to the page; the result (or the error) comes back as the reply, once
+   * every event was delivered: events travel on the callback's own port, which is not ordered with the reply's.
+   */
+  const run = async <R>(request: number, stream: (signal: AbortSignal) => AsyncGenerator<GenerationEvent, R>, onEvent: (e: GenerationEvent) => unknown) => {
     const controller = new AbortController();
     requests.set(request, controller);
+    const delivered: unknown[] = [];
     try {
       const it = stream(controller.signal);
       for (;;) {
         const next = await it.next();
         if (next.done) return next.value;
-        void onEvent(next.value);
+        delivered.push(onEvent(next.value)); // not awaited: the next step runs while the page receives this one
       }
     } catch (e) {
       return serializeError(e);
     } finally {
       requests.delete(request);
+      await Promise.allSettled(delivered);
     }
   };
 
