@@ -48,7 +48,7 @@ describe('paged K/V blocks on wasm', () => {
     }
   });
 
-  it('a reorder and a fork copy no K/V: blocks are shared until written (copy on write of one block); times printed', () => {
+  it('a reorder and a fork copy no K/V: blocks are shared until written (copy on write of one block); times printed', async () => {
     // the 15M shape: 6 layers, 6 K/V heads of 48
     const shape = { numLayers: 6, numKvHeads: 6, headDim: 48, maxLength: 1024, batchSize: 4 };
     const rng = createRng(3);
@@ -59,12 +59,12 @@ describe('paged K/V blocks on wasm', () => {
       cache.write(Array.from({ length: shape.numLayers }, layer), length, [0, 0, 0, 0]);
       const blocks = cache.blocks!.inUse;
       expect(blocks).toBe(4 * Math.ceil((length + 1) / KV_BLOCK));
-      const before = cache.read(2);
+      const before = await cache.read(2);
       const t0 = performance.now();
       cache.reorder([0, 0, 1, 1]); // beams 2 and 3 dropped, 0 and 1 duplicated
       const reorderMs = performance.now() - t0;
       expect(cache.blocks).toEqual({ inUse: blocks / 2, shared: blocks / 2 }); // no block copied
-      const after = cache.read(2);
+      const after = await cache.read(2);
       const row = size / 4;
       expect(after.k.subarray(row, 2 * row)).toEqual(before.k.subarray(0, row));
       expect(after.v.subarray(3 * row, 4 * row)).toEqual(before.v.subarray(row, 2 * row));

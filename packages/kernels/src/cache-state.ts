@@ -47,11 +47,11 @@ function checksum(words: Uint32Array): number {
  *
  * @example
  * ```ts
- * const bytes = encodeCacheState(cache, { architecture: 'llama' }, tokens);
+ * const bytes = await encodeCacheState(cache, { architecture: 'llama' }, tokens);
  * const { header, layers } = decodeCacheState(bytes);
  * ```
  */
-export function encodeCacheState(cache: KVCacheContainer, model: Readonly<Record<string, unknown>>, tokens?: readonly number[]): Uint8Array {
+export async function encodeCacheState(cache: KVCacheContainer, model: Readonly<Record<string, unknown>>, tokens?: readonly number[]): Promise<Uint8Array> {
   const header: CacheStateHeader = {
     format: 'kvt-cache-state',
     version: CACHE_STATE_VERSION,
@@ -76,7 +76,7 @@ export function encodeCacheState(cache: KVCacheContainer, model: Readonly<Record
   bytes.set(head, 12);
   const floats = new Float32Array(bytes.buffer, 12 + head.length, perLayer * cache.numLayers);
   for (let l = 0; l < cache.numLayers; l++) {
-    const { k, v } = cache.read(l);
+    const { k, v } = await cache.read(l);
     floats.set(k, l * perLayer);
     floats.set(v, l * perLayer + perLayer / 2);
   }

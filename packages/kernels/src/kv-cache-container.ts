@@ -44,8 +44,11 @@ export interface KVStorage {
   truncate?(length: number): void;
   /** An independent copy holding positions `[0, length)`. */
   fork(length: number, rows: number): KVStorage;
-  /** K and V of `layer`, positions `[0, length)` of every row: `[rows, kvHeads, length, headDim]` each (a copy). */
-  read(layer: number, length: number, rows: number): { k: Float32Array; v: Float32Array };
+  /**
+   * K and V of `layer`, positions `[0, length)` of every row: `[rows, kvHeads, length, headDim]` each (a copy; read
+   * back asynchronously where the storage is on a GPU).
+   */
+  read(layer: number, length: number, rows: number): Promise<{ k: Float32Array; v: Float32Array }>;
   dispose(): void;
 }
 
@@ -200,7 +203,7 @@ export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCach
   }
 
   /** K and V of `layer` over the valid positions: `[rows, kvHeads, length, headDim]` each (a copy, for saving). */
-  read(layer: number): { k: Float32Array; v: Float32Array } {
+  read(layer: number): Promise<{ k: Float32Array; v: Float32Array }> {
     this.check();
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.numLayers) throw new CacheStateError(`read(${layer}): the cache has ${this.numLayers} layers.`);
     return this.storage.read(layer, this.len, this.rows);

@@ -110,7 +110,7 @@ export class HostStorage implements KVStorage {
     this.cap = newCap;
   }
 
-  read(layer: number, length: number, rows: number): { k: Float32Array; v: Float32Array } {
+  async read(layer: number, length: number, rows: number): Promise<{ k: Float32Array; v: Float32Array }> {
     const { numKvHeads: kvh, headDim: hd } = this.options;
     const { f32 } = this.layout;
     const [k, v] = [this.layout.k[layer]!, this.layout.v[layer]!].map((base) => {

@@ -165,7 +165,7 @@ export class WasmStorage implements KVStorage {
     for (const table of this.rows) table.splice(keep).forEach((b) => this.release(b));
   }
 
-  read(layer: number, length: number): { k: Float32Array; v: Float32Array } {
+  async read(layer: number, length: number): Promise<{ k: Float32Array; v: Float32Array }> {
     const { numKvHeads: kvh, headDim: hd } = this.options;
     const [k, v] = [new Float32Array(this.rows.length * kvh * length * hd), new Float32Array(this.rows.length * kvh * length * hd)];
     const buffer = this.heap.u8.buffer;

@@ -108,7 +108,7 @@ export class BucketStorage implements KVStorage {
 
   // truncate: positions ≥ length are masked and overwritten when written again (nothing to do)
 
-  read(layer: number, length: number): { k: Float32Array; v: Float32Array } {
+  read(layer: number, length: number): Promise<{ k: Float32Array; v: Float32Array }> {
     return readStores(this.keys, this.values, layer, length);
   }
 

@@ -85,7 +85,7 @@ export interface DecoderOnlyModel {
    * attending as before, at their new positions (rotary models: StreamingLLM's sliding window with attention sinks).
    * Absent where the model's positions cannot move (learned absolute positions).
    */
-  evictPositions?(cache: Cache, start: number, count: number): void;
+  evictPositions?(cache: Cache, start: number, count: number): Promise<void>;
   dispose(): void;
 }
 

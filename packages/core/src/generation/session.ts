@@ -51,9 +51,9 @@ export function decoderOnlySession(
   return {
     vocabSize: model.config.vocabSize,
     cache,
-    step: (tokens) => {
+    step: async (tokens) => {
       const over = cache.length + tokens[0]!.length - limit;
-      if (sliding && over > 0) model.evictPositions!(cache, sliding.sinkTokens, Math.min(cache.length - sliding.sinkTokens, Math.max(over, chunk)));
+      if (sliding && over > 0) await model.evictPositions!(cache, sliding.sinkTokens, Math.min(cache.length - sliding.sinkTokens, Math.max(over, chunk)));
       return model.forward(tokens, cache);
     },
     reorder: (indices) => cache.reorder(indices),

@@ -175,10 +175,10 @@ export class LlamaModel extends DecoderOnlyTransformer {
    *
    * @example
    * ```ts
-   * model.evictPositions(cache, 4, 16); // keep 4 sink positions, drop the 16 after them
+   * await model.evictPositions(cache, 4, 16); // keep 4 sink positions, drop the 16 after them
    * ```
    */
-  evictPositions(cache: Cache, start: number, count: number): void {
+  async evictPositions(cache: Cache, start: number, count: number): Promise<void> {
     if (!(cache instanceof KVCacheContainer)) throw new UnsupportedError('evictPositions needs a kvt cache (model.createCache).');
     const len = cache.length;
     if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 1 || start + count > len)
@@ -197,8 +197,9 @@ export class LlamaModel extends DecoderOnlyTransformer {
       cos[i] = Math.cos(angle);
       sin[i] = Math.sin(angle);
     }
-    const layers = Array.from({ length: this.config.numLayers }, (_, l) => {
-      const { k, v } = cache.read(l); // [rows, KV, len, hd]
+    const read = await Promise.all(Array.from({ length: this.config.numLayers }, (_, l) => cache.read(l)));
+    const layers = read.map(({ k, v }) => {
+      // [rows, KV, len, hd]
       const [k2, v2] = [new Float32Array(rows * KV * kept * hd), new Float32Array(rows * KV * kept * hd)];
       for (let h = 0; h < rows * KV; h++) {
         const from = h * len * hd;

@@ -69,7 +69,7 @@ export class ConcatStorage implements KVStorage {
     mapStores([this.keys, this.values], (t) => (length === 0 ? null : tf.slice(t, [0, 0, 0, 0], [-1, -1, length, -1])));
   }
 
-  read(layer: number, length: number): { k: Float32Array; v: Float32Array } {
+  read(layer: number, length: number): Promise<{ k: Float32Array; v: Float32Array }> {
     return readStores(this.keys, this.values, layer, length);
   }
 

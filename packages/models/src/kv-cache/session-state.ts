@@ -25,7 +25,7 @@ export async function saveSession(session: GenerationSession): Promise<Uint8Arra
   if (session.disposed) throw new InvalidOptionError('session', 'disposed', 'a session that is not disposed');
   if (!(session.cache instanceof KVCacheContainer))
     throw new InvalidOptionError('session', 'its cache', "a session whose cache is kvt's (createSession's cache 'auto', 'backend' or 'concat')");
-  return encodeCacheState(session.cache, await identity(session.model, session.tokens[0]!), session.tokens);
+  return await encodeCacheState(session.cache, await identity(session.model, session.tokens[0]!), session.tokens);
 }
 
 /**

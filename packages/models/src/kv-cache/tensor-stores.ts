@@ -36,15 +36,19 @@ export function cloneStore(store: TensorStore): TensorStore {
 
 /**
  * K and V of `layer` from tensor stores `[rows, kvHeads, ≥ length, headDim]`, positions `[0, length)`, read back
- * (what a tensor-backed storage's `read` returns; empty where nothing is stored yet).
+ * asynchronously (what a tensor-backed storage's `read` returns; empty where nothing is stored yet).
  */
-export function readStores(keys: TensorStore, values: TensorStore, layer: number, length: number): { k: Float32Array; v: Float32Array } {
-  const [k, v] = [keys[layer], values[layer]].map((t) => {
-    if (!t || length === 0) return new Float32Array(0);
-    const valid = tf.slice(t, [0, 0, 0, 0], [-1, -1, length, -1]);
-    const data = (valid.dataSync() as Float32Array).slice();
-    valid.dispose();
-    return data;
-  });
+export async function readStores(keys: TensorStore, values: TensorStore, layer: number, length: number): Promise<{ k: Float32Array; v: Float32Array }> {
+  const [k, v] = await Promise.all(
+    [keys[layer], values[layer]].map(async (t) => {
+      if (!t || length === 0) return new Float32Array(0);
+      const valid = tf.slice(t, [0, 0, 0, 0], [-1, -1, length, -1]);
+      try {
+        return ((await valid.data()) as Float32Array).slice(); // a copy that outlives the tensor
+      } finally {
+        valid.dispose();
+      }
+    }),
+  );
   return { k: k!, v: v! };
 }

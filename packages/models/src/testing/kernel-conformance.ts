@@ -125,7 +125,7 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
       expect(tf.memory().numTensors).toBe(before);
     });
 
-    it('K/V stored as fp16 or int8 (where the backend offers them) attend like the reference storing the same; fewer bytes; save/read back', () => {
+    it('K/V stored as fp16 or int8 (where the backend offers them) attend like the reference storing the same; fewer bytes; save/read back', async () => {
       const dtypes = (registeredBackend(o.backend)?.kvDtypes ?? ['fp32']).filter((d) => d !== 'fp32');
       for (const dtype of ['fp16', 'int8'] as const)
         if (!dtypes.includes(dtype)) expect(() => createBackendKVCache({ ...shape, batchSize: 1, kvDtype: dtype }), dtype).toThrow(UnsupportedError);
@@ -147,8 +147,9 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
         // what is stored is what the reference stores (the same rounding), within float rounding
         const c = cache as KVCacheContainer;
         const r = reference as KVCacheContainer;
-        expect(relativeDiff(c.read(1).k, r.read(1).k), `${kvDtype} stored K`).toBeLessThanOrEqual(1e-6);
-        expect(relativeDiff(c.read(1).v, r.read(1).v), `${kvDtype} stored V`).toBeLessThanOrEqual(1e-6);
+        const [got, want] = [await c.read(1), await r.read(1)];
+        expect(relativeDiff(got.k, want.k), `${kvDtype} stored K`).toBeLessThanOrEqual(1e-6);
+        expect(relativeDiff(got.v, want.v), `${kvDtype} stored V`).toBeLessThanOrEqual(1e-6);
         // rows × capacity, or less where a paged storage shares blocks between rows (the reorders above duplicated one)
         const unshared = 2 * shape.numLayers * 3 * shape.numKvHeads * cache.capacity * kvBytesPerPosition(kvDtype, shape.headDim);
         if ((cache as KVCacheContainer).blocks) expect(cache.bytes).toBeLessThan(unshared);
