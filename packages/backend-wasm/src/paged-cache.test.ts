@@ -12,8 +12,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createRng, generate, type DecoderOnlyModel } from '@kvt/core';
 import { createBackendKVCache, type KVCacheContainer } from '@kvt/kernels';
 import { loadModel } from '@kvt/loaders';
+import { ConcatKVCache } from '@kvt/models';
 import { activate } from './index.js';
-import { KV_BLOCK } from './kernels/kv-cache.js';
+import { kvBlockSize } from './kernels/kv-cache.js';
 
 const fixtures = process.env.KVT_FIXTURES ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../../../shared/fixtures');
 const stories = join(fixtures, 'stories260K', 'stories260K.bin');
@@ -51,6 +52,7 @@ describe('paged K/V blocks on wasm', () => {
   it('a reorder and a fork copy no K/V: blocks are shared until written (copy on write of one block); times printed', async () => {
     // the 15M shape: 6 layers, 6 K/V heads of 48
     const shape = { numLayers: 6, numKvHeads: 6, headDim: 48, maxLength: 1024, batchSize: 4 };
+    const block = kvBlockSize(shape); // 16 positions at this head size
     const rng = createRng(3);
     for (const length of [64, 1000]) {
       const cache = createBackendKVCache({ ...shape, capacityHint: length + 1 }) as KVCacheContainer;
@@ -58,7 +60,7 @@ describe('paged K/V blocks on wasm', () => {
       const layer = () => ({ k: Float32Array.from({ length: size }, () => rng.next() - 0.5), v: Float32Array.from({ length: size }, () => rng.next() - 0.5) });
       cache.write(Array.from({ length: shape.numLayers }, layer), length, [0, 0, 0, 0]);
       const blocks = cache.blocks!.inUse;
-      expect(blocks).toBe(4 * Math.ceil((length + 1) / KV_BLOCK));
+      expect(blocks).toBe(4 * Math.ceil((length + 1) / block));
       const before = await cache.read(2);
       const t0 = performance.now();
       cache.reorder([0, 0, 1, 1]); // beams 2 and 3 dropped, 0 and 1 duplicated
@@ -80,9 +82,41 @@ describe('paged K/V blocks on wasm', () => {
       cache.advance(1);
       // each row now owns the block it wrote (four), in place of the two shared ones (which the fork keeps)
       expect(cache.blocks!.inUse).toBe(blocks / 2 + 2);
-      console.log(`length ${length}: reorder ${reorderMs.toFixed(3)} ms, fork ${forkMs.toFixed(3)} ms (${blocks} blocks of ${KV_BLOCK} positions, none copied)`);
+      console.log(`length ${length}: reorder ${reorderMs.toFixed(3)} ms, fork ${forkMs.toFixed(3)} ms (${blocks} blocks of ${block} positions, none copied)`);
       copy.dispose();
       cache.dispose();
+    }
+  });
+
+  it('blocks of 64 positions (heads of 64 floats: the 110M shape) attend like the reference cache across block edges, in every K/V type', () => {
+    const shape = { numLayers: 2, numKvHeads: 2, headDim: 64, maxLength: 256, batchSize: 2 };
+    const rng = createRng(5);
+    for (const kvDtype of ['fp32', 'fp16', 'int8'] as const) {
+      const options = { ...shape, kvDtype };
+      expect(kvBlockSize(options)).toBe(kvDtype === 'fp32' ? 64 : 16); // 256 bytes a head row in float32 only
+      const before = tf.memory().numTensors;
+      const cache = createBackendKVCache(options);
+      const reference = new ConcatKVCache(options);
+      for (const n of [50, 1, 13, 1, 1, 70]) {
+        for (let layer = 0; layer < shape.numLayers; layer++) {
+          const t = (heads: number) => tf.tensor4d(Float32Array.from({ length: 2 * heads * n * 64 }, () => rng.next() - 0.5), [2, heads, n, 64]);
+          const [q, k, v] = [t(4), t(2), t(2)];
+          const got = tf.tidy(() => cache.attend(layer, q, k, v));
+          const want = tf.tidy(() => reference.attend(layer, q, k, v));
+          const [g, w] = [got.dataSync(), want.dataSync()];
+          let diff = 0;
+          w.forEach((x, i) => (diff = Math.max(diff, Math.abs(x - g[i]!))));
+          expect(diff, `${kvDtype}, layer ${layer} at length ${cache.length}`).toBeLessThan(1e-5);
+          tf.dispose([q, k, v, got, want]);
+        }
+        cache.advance(n);
+        reference.advance(n);
+      }
+      cache.reorder([1, 1]);
+      expect((cache as KVCacheContainer).blocks!.shared).toBe(Math.ceil(cache.length / kvBlockSize(options)));
+      cache.dispose();
+      reference.dispose();
+      expect(tf.memory().numTensors).toBe(before);
     }
   });
 });

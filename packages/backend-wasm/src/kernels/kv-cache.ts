@@ -15,16 +15,28 @@ export interface LayerTables {
   readonly free: number;
 }
 
-/** Positions per block (kvt-kernels.c's KV_BLOCK). */
-export const KV_BLOCK = 16;
+/**
+ * Positions per K/V block for a cache of `options`: 64 where a position's head row is 256 bytes or more (the 110M
+ * shape: attention then reads each head in 16 KB runs, which the hardware prefetcher follows; measured, decision
+ * 0011), else 16 (small heads: finer sharing, and attention is a small part of a step).
+ *
+ * @example
+ * ```ts
+ * kvBlockSize({ numLayers: 12, batchSize: 1, numKvHeads: 12, headDim: 64, maxLength: 1024 }); // 64
+ * ```
+ */
+export function kvBlockSize(options: KVCacheOptions): number {
+  const valueBytes = { fp32: 4, fp16: 2, int8: 1 }[options.kvDtype ?? 'fp32'];
+  return options.headDim * valueBytes >= 256 ? 64 : 16;
+}
 
 /** Reference counts of K/V blocks, per heap: forks and reordered rows share blocks across storages. */
 const blockRefs = new WeakMap<WasmHeap, Map<number, number>>();
 
 /**
  * The WASM backend's K/V storage, paged: K and V live in tfjs-wasm's own heap, where the kernels that write and read
- * them (kvt-kernels.c) run, so a decode step moves no K/V bytes through JavaScript. Blocks of {@link KV_BLOCK}
- * positions, each one allocation holding every layer's `[K|V, kvHeads, KV_BLOCK, headDim]` of float32, fp16 or int8
+ * them (kvt-kernels.c) run, so a decode step moves no K/V bytes through JavaScript. Blocks of {@link kvBlockSize}
+ * positions, each one allocation holding every layer's `[K|V, kvHeads, block, headDim]` of float32, fp16 or int8
  * values (int8: each head's region then holds a float32 scale per position; `kvDtype`); each row is a table of
  * blocks. Blocks are reference-counted: a beam reorder or a fork copies tables, never K/V, and rows share the
  * prompt's blocks; a row that writes into a block it shares copies that one block first (copy on write).
@@ -35,6 +47,9 @@ export class WasmStorage implements KVStorage {
   private readonly refs: Map<number, number>;
   /** Each row's blocks (heap offsets). */
   private rows: number[][];
+  /** Positions per block (a power of two) and its log2. */
+  readonly blockSize: number;
+  private readonly shift: number;
 
   constructor(
     private readonly options: KVCacheOptions,
@@ -44,6 +59,8 @@ export class WasmStorage implements KVStorage {
     if (options.kvDtype !== undefined && options.kvDtype !== 'fp32' && options.headDim % 4 !== 0)
       throw new UnsupportedError(`The wasm KV cache stores ${options.kvDtype} K/V for head sizes that are a multiple of 4 (this model's is ${options.headDim}); use kvDtype: 'fp32'.`);
     this.heap = heapOf(tf.backend());
+    this.blockSize = kvBlockSize(options);
+    this.shift = Math.log2(this.blockSize);
     let refs = blockRefs.get(this.heap);
     if (!refs) blockRefs.set(this.heap, (refs = new Map()));
     this.refs = refs;
@@ -56,14 +73,14 @@ export class WasmStorage implements KVStorage {
   private get valueBytes(): number {
     return { fp32: 4, fp16: 2, int8: 1 }[this.options.kvDtype ?? 'fp32'];
   }
-  /** The kernels' code of the stored type (kvt-kernels.c's KV_*). */
-  get dtypeCode(): number {
-    return { fp32: 0, fp16: 1, int8: 2 }[this.options.kvDtype ?? 'fp32'];
+  /** The kernels' K/V format code: the stored type (kvt-kernels.c's KV_*) | the block's log2 size << 8. */
+  get formatCode(): number {
+    return { fp32: 0, fp16: 1, int8: 2 }[this.options.kvDtype ?? 'fp32'] | (this.shift << 8);
   }
-  /** Bytes of one head's region in a block: KV_BLOCK × headDim values, then (int8) KV_BLOCK float32 scales; 16-aligned. */
+  /** Bytes of one head's region in a block: blockSize × headDim values, then (int8) blockSize float32 scales; 16-aligned. */
   get headBytes(): number {
-    const scales = this.options.kvDtype === 'int8' ? 4 * KV_BLOCK : 0;
-    return Math.ceil((KV_BLOCK * this.options.headDim * this.valueBytes + scales) / 16) * 16;
+    const scales = this.options.kvDtype === 'int8' ? 4 * this.blockSize : 0;
+    return Math.ceil((this.blockSize * this.options.headDim * this.valueBytes + scales) / 16) * 16;
   }
   /** Bytes of one block: every layer's K and V. */
   private get blockBytes(): number {
@@ -89,7 +106,7 @@ export class WasmStorage implements KVStorage {
 
   /** Positions every row's blocks hold. */
   get capacity(): number {
-    return (this.rows[0]?.length ?? 0) * KV_BLOCK;
+    return (this.rows[0]?.length ?? 0) * this.blockSize;
   }
   /** Blocks the rows hold, each counted once however many rows share it. */
   get blocks(): number {
@@ -108,14 +125,14 @@ export class WasmStorage implements KVStorage {
   }
 
   reserve(needed: number): void {
-    const blocks = Math.ceil(Math.min(needed, this.options.maxLength) / KV_BLOCK);
+    const blocks = Math.ceil(Math.min(needed, this.options.maxLength) / this.blockSize);
     for (const table of this.rows) while (table.length < blocks) table.push(this.retain(this.heap.malloc(this.blockBytes)));
   }
 
   /** Before positions [start, start + n) are written: every row owns the blocks they fall in (copy on write). */
   private ownBlocks(start: number, n: number): void {
-    const first = start >> 4;
-    const last = (start + n - 1) >> 4;
+    const first = start >> this.shift;
+    const last = (start + n - 1) >> this.shift;
     for (const table of this.rows)
       for (let i = first; i <= last && i < table.length; i++) {
         const block = table[i]!;
@@ -161,7 +178,7 @@ export class WasmStorage implements KVStorage {
   }
 
   truncate(length: number): void {
-    const keep = Math.ceil(length / KV_BLOCK);
+    const keep = Math.ceil(length / this.blockSize);
     for (const table of this.rows) table.splice(keep).forEach((b) => this.release(b));
   }
 
@@ -173,15 +190,15 @@ export class WasmStorage implements KVStorage {
       [k, v].forEach((out, kv) => {
         for (let h = 0; h < kvh; h++)
           for (let p = 0; p < length; p++) {
-            const head = table[p >> 4]! + this.headAt(layer, kv as 0 | 1, h);
-            const slot = p & (KV_BLOCK - 1);
+            const head = table[p >> this.shift]! + this.headAt(layer, kv as 0 | 1, h);
+            const slot = p & (this.blockSize - 1);
             const o = ((r * kvh + h) * length + p) * hd;
             if (this.options.kvDtype === 'fp16') {
               const halves = new Uint16Array(buffer, head + slot * hd * 2, hd);
               for (let i = 0; i < hd; i++) out[o + i] = halfToFloat(halves[i]!);
             } else if (this.options.kvDtype === 'int8') {
               const q = new Int8Array(buffer, head + slot * hd, hd);
-              const scale = new Float32Array(buffer, head + KV_BLOCK * hd, KV_BLOCK)[slot]!;
+              const scale = new Float32Array(buffer, head + this.blockSize * hd, this.blockSize)[slot]!;
               for (let i = 0; i < hd; i++) out[o + i] = Math.fround(scale * q[i]!);
             } else out.set(new Float32Array(buffer, head + slot * hd * 4, hd), o);
           }

@@ -5,7 +5,7 @@
 // memory it does not own).
 //
 // Layouts: Linear weights are kvt's [in, out] row-major (or rows in blocks, below). The KV cache is paged: blocks of
-// KV_BLOCK positions, each block holding every layer's K and V as [kvHeads, KV_BLOCK, hd]; a row is a table of blocks.
+// 2^shift positions (per cache), each block holding every layer's K and V as [kvHeads, block, hd]; a row is a table of blocks.
 #include <wasm_simd128.h>
 
 #define EXPORT(name) __attribute__((export_name(#name)))
@@ -589,11 +589,12 @@ static inline float dot(const float* a, const float* b, int n) {
 }
 
 // ---- K/V storage: paged blocks of float32, fp16, or int8 with a float32 scale per (position, head) ---------------
-// A block holds KV_BLOCK positions. For a layer, a row's table gives the block's K (or V) region of that layer; head g
-// is at + g·headStride, holding KV_BLOCK positions of hd values (4, 2 or 1 bytes each), and for int8 the KV_BLOCK
+// A block holds 2^shift positions. For a layer, a row's table gives the block's K (or V) region of that layer; head g
+// is at + g·headStride, holding the block's positions of hd values (4, 2 or 1 bytes each), and for int8 the block's
 // scales after them. int8: scale = max|x| / 127 over the position's hd values, value = round(x / scale).
 enum { KV_F32 = 0, KV_F16 = 1, KV_I8 = 2 };
-enum { KV_BLOCK = 16, KV_BLOCK_SHIFT = 4 };
+// The kernels take the K/V format as one code: the type (KV_*) | shift << 8 (2^shift positions per block).
+enum { KV_TYPE_MASK = 255, KV_SHIFT_BITS = 8 };
 
 // float32 → fp16 bits, round to nearest even (overflow to inf; subnormals exact): models/src/weights/quantize.ts's rule.
 static unsigned short float_to_half(float f) {
@@ -610,8 +611,8 @@ static unsigned short float_to_half(float f) {
   return (unsigned short)(sign | h);
 }
 
-// Stores hd values at slot `slot` (< KV_BLOCK) of a head's region in a block.
-static void kv_store(unsigned char* head, int slot, const float* v, int hd, int dtype) {
+// Stores hd values at slot `slot` (< block) of a head's region in a block of `block` positions.
+static void kv_store(unsigned char* head, int slot, const float* v, int hd, int block, int dtype) {
   if (dtype == KV_F32) {
     float* d = (float*)head + (usize)slot * hd;
     for (int i = 0; i < hd; i++) d[i] = v[i];
@@ -627,7 +628,7 @@ static void kv_store(unsigned char* head, int slot, const float* v, int hd, int 
     const float scale = amax / 127.0f, inv = amax > 0.0f ? 1.0f / scale : 0.0f;
     signed char* d = (signed char*)head + (usize)slot * hd;
     for (int i = 0; i < hd; i++) d[i] = (signed char)__builtin_nearbyintf(v[i] * inv);
-    ((float*)(head + (usize)KV_BLOCK * hd))[slot] = scale;
+    ((float*)(head + (usize)block * hd))[slot] = scale;
   }
 }
 
@@ -643,41 +644,42 @@ INLINE v128_t kv_load4(const unsigned char* row, int i, int dtype) {
 }
 
 // Head `head` of position j in a row's table (its block's region + head offset + slot).
-INLINE const unsigned char* kv_head(const int* tab, int j, usize head) {
-  return (const unsigned char*)(usize)tab[j >> KV_BLOCK_SHIFT] + head;
+INLINE const unsigned char* kv_head(const int* tab, int j, int shift, usize head) {
+  return (const unsigned char*)(usize)tab[j >> shift] + head;
 }
 
 // Writes n new rows per cache row: src(r, g, t) = src + r·sr + g·sg + t·st (floats), a row of hd, goes to position
 // at + t of head g of cache row r; tabs [b, nb]: each row's blocks (this layer's K or V region of each).
 EXPORT(cache_write)
-void cache_write(const float* src, int sr, int sg, int st, const int* tabs, int b, int n, int kvHeads, int hd, int nb, int at, int dtype,
+void cache_write(const float* src, int sr, int sg, int st, const int* tabs, int b, int n, int kvHeads, int hd, int nb, int at, int kvFormat,
                  int headStride) {
+  const int dtype = kvFormat & KV_TYPE_MASK, shift = kvFormat >> KV_SHIFT_BITS, block = 1 << shift;
   for (int r = 0; r < b; r++)
     for (int g = 0; g < kvHeads; g++)
       for (int t = 0; t < n; t++) {
         const int j = at + t;
-        unsigned char* head = (unsigned char*)kv_head(tabs + (usize)r * nb, j, (usize)g * headStride);
-        kv_store(head, j & (KV_BLOCK - 1), src + (usize)r * sr + (usize)g * sg + (usize)t * st, hd, dtype);
+        unsigned char* head = (unsigned char*)kv_head(tabs + (usize)r * nb, j, shift, (usize)g * headStride);
+        kv_store(head, j & (block - 1), src + (usize)r * sr + (usize)g * sg + (usize)t * st, hd, block, dtype);
       }
 }
 
 // One (row, head, new position) of attention: softmax(q·K[j]) over j in [start, end), times V, into o; kt/vt: the
-// row's blocks, headOff: the head's offset in a block region (hd a multiple of 4 unless float32).
-INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize headOff, float* o, int start, int end, int hd, float* scores,
-                       int dtype) {
-  const int esize = dtype == KV_F32 ? 4 : dtype == KV_F16 ? 2 : 1;
-  const usize scales = (usize)KV_BLOCK * hd; // int8: the block's scales after its values
+// row's blocks of 2^shift positions, headOff: the head's offset in a block region (hd a multiple of 4 unless float32).
+INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize headOff, int shift, float* o, int start, int end, int hd,
+                       float* scores, int dtype) {
+  const int esize = dtype == KV_F32 ? 4 : dtype == KV_F16 ? 2 : 1, mask = (1 << shift) - 1;
+  const usize scales = ((usize)1 << shift) * hd; // int8: the block's scales after its values
   float mx = -__builtin_inff();
   for (int j = start; j < end; j++) {
-    const unsigned char* head = kv_head(kt, j, headOff);
-    const unsigned char* kr = head + (usize)(j & (KV_BLOCK - 1)) * hd * esize;
+    const unsigned char* head = kv_head(kt, j, shift, headOff);
+    const unsigned char* kr = head + (usize)(j & mask) * hd * esize;
     float s;
     if (dtype == KV_F32) s = dot(qv, (const float*)kr, hd);
     else {
       v128_t acc = wasm_f32x4_splat(0.0f);
       for (int i = 0; i < hd; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(qv + i), kv_load4(kr, i, dtype)));
       s = hsum(acc);
-      if (dtype == KV_I8) s *= ((const float*)(head + scales))[j & (KV_BLOCK - 1)];
+      if (dtype == KV_I8) s *= ((const float*)(head + scales))[j & mask];
     }
     scores[j] = s;
     if (s > mx) mx = s;
@@ -691,9 +693,9 @@ INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize head
   const float inv = 1.0f / sum;
   for (int i = 0; i < hd; i++) o[i] = 0.0f;
   for (int j = start; j < end; j++) {
-    const unsigned char* head = kv_head(vt, j, headOff);
-    const unsigned char* vr = head + (usize)(j & (KV_BLOCK - 1)) * hd * esize;
-    const float p = scores[j] * inv * (dtype == KV_I8 ? ((const float*)(head + scales))[j & (KV_BLOCK - 1)] : 1.0f);
+    const unsigned char* head = kv_head(vt, j, shift, headOff);
+    const unsigned char* vr = head + (usize)(j & mask) * hd * esize;
+    const float p = scores[j] * inv * (dtype == KV_I8 ? ((const float*)(head + scales))[j & mask] : 1.0f);
     const v128_t pv = wasm_f32x4_splat(p);
     int i = 0;
     for (; i + 4 <= hd; i += 4) wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_mul(pv, kv_load4(vr, i, dtype))));
@@ -707,8 +709,8 @@ INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize head
 // kTabs/vTabs [b, nb]: each row's blocks (this layer's K, V region of each).
 EXPORT(attend)
 void attend(const float* q, int qr, int qh, int qt, const int* kTabs, const int* vTabs, const int* pads, float* out, int or_,
-            int oh, int ot, int b, int n, int heads, int kvHeads, int hd, int nb, int len, float* scores, int dtype, int headStride) {
-  const int group = heads / kvHeads;
+            int oh, int ot, int b, int n, int heads, int kvHeads, int hd, int nb, int len, float* scores, int kvFormat, int headStride) {
+  const int group = heads / kvHeads, dtype = kvFormat & KV_TYPE_MASK, shift = kvFormat >> KV_SHIFT_BITS;
   for (int r = 0; r < b; r++)
     for (int h = 0; h < heads; h++) {
       const int* kt = kTabs + (usize)r * nb;
@@ -718,9 +720,9 @@ void attend(const float* q, int qr, int qh, int qt, const int* kTabs, const int*
         const float* qv = q + (usize)r * qr + (usize)h * qh + (usize)t * qt;
         float* o = out + (usize)r * or_ + (usize)h * oh + (usize)t * ot;
         // each storage type gets its own loops (dtype a constant in each call)
-        if (dtype == KV_F32) attend_one(qv, kt, vt, headOff, o, pads[r], len + t + 1, hd, scores, KV_F32);
-        else if (dtype == KV_F16) attend_one(qv, kt, vt, headOff, o, pads[r], len + t + 1, hd, scores, KV_F16);
-        else attend_one(qv, kt, vt, headOff, o, pads[r], len + t + 1, hd, scores, KV_I8);
+        if (dtype == KV_F32) attend_one(qv, kt, vt, headOff, shift, o, pads[r], len + t + 1, hd, scores, KV_F32);
+        else if (dtype == KV_F16) attend_one(qv, kt, vt, headOff, shift, o, pads[r], len + t + 1, hd, scores, KV_F16);
+        else attend_one(qv, kt, vt, headOff, shift, o, pads[r], len + t + 1, hd, scores, KV_I8);
       }
     }
 }
@@ -750,14 +752,14 @@ static void rotate(float* v, int heads, int hd, const float* cs, const float* sn
 //   h = rmsnorm(x)·[Wq Wk Wv]; rotary on q, k; q ·= 1/√hd; K/V rows appended to the cache at len…len+n−1;
 //   x += attention(q, cache)·Wo; x += (silu(rmsnorm(x)·Wgate) ⊙ rmsnorm(x)·Wup)·Wdown.
 // kTabs/vTabs [b, nb]: each cache row's blocks, this layer's K and V region of each (kvHeads regions headStride bytes
-// apart, values of kvDtype: KV_*); pads [b]: left padding; cos/sin [positions, hd/2]; fmts: the format codes of wqkv, wo, wgu, wdown;
+// apart; kvFormat: KV_* | block shift << 8); pads [b]: left padding; cos/sin [positions, hd/2]; fmts: the format codes of wqkv, wo, wgu, wdown;
 // scratch: floats for h [m·d], qkv [m·(H+2KV)·hd], att [m·H·hd], gu [m·2F], act [m·F], scores [len + n] (m = b·n), then
 // for quantized weights the quantized input (int16 [m·max(d, H·hd, F)] and its scales).
 EXPORT(llama_block)
 void llama_block(float* x, const float* attnNorm, const void* wqkv, const void* wo, const float* ffnNorm, const void* wgu,
                  const void* wdown, const float* cosT, const float* sinT, const int* kTabs, const int* vTabs, const int* pads,
                  int b, int n, int len, int nb, int d, int heads, int kvHeads, int hd, int F, float eps, int ropeHalf,
-                 const int* fmts, float* scratch, int kvDtype, int headStride) {
+                 const int* fmts, float* scratch, int kvFormat, int headStride) {
   const int m = b * n, qd = heads * hd, kvd = kvHeads * hd, qkvd = qd + 2 * kvd, hh = hd / 2;
   float* h = scratch;
   float* qkv = h + (usize)m * d;
@@ -780,9 +782,9 @@ void llama_block(float* x, const float* attnNorm, const void* wqkv, const void* 
       for (int i = 0; i < qd; i++) row[i] *= scale;
     }
   // k(r, g, t) at qkv + (r·n + t)·qkvd + qd + g·hd; v the same + kvd
-  cache_write(qkv + qd, n * qkvd, hd, qkvd, kTabs, b, n, kvHeads, hd, nb, len, kvDtype, headStride);
-  cache_write(qkv + qd + kvd, n * qkvd, hd, qkvd, vTabs, b, n, kvHeads, hd, nb, len, kvDtype, headStride);
-  attend(qkv, n * qkvd, hd, qkvd, kTabs, vTabs, pads, att, n * qd, hd, qd, b, n, heads, kvHeads, hd, nb, len, scores, kvDtype, headStride);
+  cache_write(qkv + qd, n * qkvd, hd, qkvd, kTabs, b, n, kvHeads, hd, nb, len, kvFormat, headStride);
+  cache_write(qkv + qd + kvd, n * qkvd, hd, qkvd, vTabs, b, n, kvHeads, hd, nb, len, kvFormat, headStride);
+  attend(qkv, n * qkvd, hd, qkvd, kTabs, vTabs, pads, att, n * qd, hd, qd, b, n, heads, kvHeads, hd, nb, len, scores, kvFormat, headStride);
   linear_any(fmts[1], att, wo, x, m, qd, d, 1, quantized);
 
   rms_norm(x, ffnNorm, h, m, d, eps);
