@@ -18,7 +18,7 @@ import { runGenerate } from './commands/generate.js';
 import { runTranslate } from './commands/translate.js';
 import { defaultTestSet, runEvaluate } from './commands/evaluate.js';
 import { runQuantize } from './commands/quantize.js';
-import { collect, count, flagOf, float, int } from './options.js';
+import { addSamplingFlags, count, flagOf, float, int } from './options.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -35,22 +35,15 @@ export function createProgram(): Command {
     .version(VERSION)
     .showHelpAfterError()
     .exitOverride();
-  program
+  const generate = program
     .command('generate')
     .description('generate text with a decoder-only model (llama2.c .bin, GGUF, Hugging Face llama/gpt2 folder)')
     .option('--model <path>', 'model file or folder (required)')
     .option('--tokenizer <path>', 'tokenizer file of the same vocabulary (default: found beside the model)')
-    .option('--prompt <text>', 'prompt text (- reads standard input)', '')
-    .option('--max-new-tokens <n>', 'most tokens to generate', count('--max-new-tokens'))
-    .option('--temperature <t>', '0 = greedy (default); > 0 samples', float('--temperature'))
-    .option('--top-k <k>', 'sample from the k most likely tokens', int('--top-k'))
-    .option('--top-p <p>', 'nucleus sampling threshold in (0, 1]', float('--top-p'))
-    .option('--min-p <p>', 'drop tokens below p × the top probability', float('--min-p'))
-    .option('--repetition-penalty <r>', 'penalize repeated tokens (> 1)', float('--repetition-penalty'))
-    .option('--seed <s>', 'sampling seed', int('--seed'))
+    .option('--prompt <text>', 'prompt text (- reads standard input)', '');
+  addSamplingFlags(generate, 'most tokens to generate', 'stop before this text (repeatable)')
     .option('--beams <n>', 'beam search width (1 = no beam search)', count('--beams'))
     .option('--num-return <n>', 'outputs: the n best beams, or n samples sharing one prefill (with --temperature)', count('--num-return'))
-    .option('--stop <text>', 'stop before this text (repeatable)', collect)
     .option('--sliding-window <n>', 'keep the last n positions (and the sink tokens): generate past the model\'s positions (Llama)', count('--sliding-window'))
     .option('--sink-tokens <n>', 'with --sliding-window: first positions always kept (default 4)', int('--sink-tokens'))
     .option('--load-state <file>', 'continue a session saved with --save-state (the prompt continues its text)')
@@ -61,19 +54,12 @@ export function createProgram(): Command {
     .addOption(kvDtypeOption())
     .option('--json', 'print one JSON object on stdout')
     .action((o) => runGenerate(o));
-  program
+  const chat = program
     .command('chat')
     .description('a session that keeps its KV cache across turns: each line of standard input continues the text, and only the new tokens are prefilled')
     .option('--model <path>', 'decoder-only model file or folder (required)')
-    .option('--tokenizer <path>', 'tokenizer file of the same vocabulary (default: found beside the model)')
-    .option('--max-new-tokens <n>', 'most tokens per turn (default 64)', count('--max-new-tokens'))
-    .option('--temperature <t>', '0 = greedy (default); > 0 samples', float('--temperature'))
-    .option('--top-k <k>', 'sample from the k most likely tokens', int('--top-k'))
-    .option('--top-p <p>', 'nucleus sampling threshold in (0, 1]', float('--top-p'))
-    .option('--min-p <p>', 'drop tokens below p × the top probability', float('--min-p'))
-    .option('--repetition-penalty <r>', 'penalize repeated tokens (> 1)', float('--repetition-penalty'))
-    .option('--seed <s>', 'sampling seed', int('--seed'))
-    .option('--stop <text>', 'stop a turn before this text (repeatable)', collect)
+    .option('--tokenizer <path>', 'tokenizer file of the same vocabulary (default: found beside the model)');
+  addSamplingFlags(chat, 'most tokens per turn (default 64)', 'stop a turn before this text (repeatable)')
     .option('--load-state <file>', 'continue a session saved with --save-state')
     .option('--save-state <file>', 'save the session (tokens and KV cache) when the input ends')
     .addOption(backendOption())

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
 import { InvalidOptionError } from '@kvt/core';
 
 /** commander option parsers that throw typed errors (exit code 2) instead of printing their own. */
@@ -48,4 +49,43 @@ const FLAGS: Readonly<Record<string, string>> = {
 export function flagOf(option: string): string {
   if (option.startsWith('-')) return option;
   return FLAGS[option] ?? `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** The sampling flags `kvt generate` and `kvt chat` share, as parsed. */
+export interface SamplingFlags {
+  maxNewTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  stop?: string[];
+}
+
+/** Adds the sampling flags (`--temperature`, `--top-k`, …, `--stop`) to a command; `maxNewTokens` says its default. */
+export function addSamplingFlags(command: Command, maxNewTokens: string, stop: string): Command {
+  return command
+    .option('--max-new-tokens <n>', maxNewTokens, count('--max-new-tokens'))
+    .option('--temperature <t>', '0 = greedy (default); > 0 samples', float('--temperature'))
+    .option('--top-k <k>', 'sample from the k most likely tokens', int('--top-k'))
+    .option('--top-p <p>', 'nucleus sampling threshold in (0, 1]', float('--top-p'))
+    .option('--min-p <p>', 'drop tokens below p × the top probability', float('--min-p'))
+    .option('--repetition-penalty <r>', 'penalize repeated tokens (> 1)', float('--repetition-penalty'))
+    .option('--seed <s>', 'sampling seed', int('--seed'))
+    .option('--stop <text>', stop, collect);
+}
+
+/** The generation options of the sampling flags given (undefined ones left out). */
+export function samplingOptions(o: SamplingFlags) {
+  return defined({
+    maxNewTokens: o.maxNewTokens,
+    temperature: o.temperature,
+    topK: o.topK,
+    topP: o.topP,
+    minP: o.minP,
+    repetitionPenalty: o.repetitionPenalty,
+    seed: o.seed,
+    stopStrings: o.stop,
+  });
 }

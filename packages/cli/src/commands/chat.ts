@@ -4,21 +4,13 @@ import { FileAccessError, InvalidInputError, InvalidOptionError, createSession, 
 import { loadModel, type WeightFormat } from '@kvt/loaders';
 import { restoreSession, saveSession } from '@kvt/models';
 import { useBackend } from '../backends.js';
-import { defined } from '../options.js';
+import { defined, samplingOptions, type SamplingFlags } from '../options.js';
 import { loadingBar } from '../progress.js';
 import { drain } from '../stream.js';
 
-export interface ChatOptions {
+export interface ChatOptions extends SamplingFlags {
   model?: string;
   tokenizer?: string;
-  maxNewTokens?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  repetitionPenalty?: number;
-  seed?: number;
-  stop?: string[];
   backend: string;
   weights?: WeightFormat;
   cache: 'backend' | 'concat';
@@ -48,16 +40,7 @@ export async function runChat(o: ChatOptions): Promise<void> {
     const model = loaded.model as DecoderOnlyModel;
     const how = { tokenizer, cache: o.cache, kvDtype: o.kvDtype };
     session = state ? await restoreSession(model, state, how) : createSession(model, how);
-    const options = defined({
-      maxNewTokens: o.maxNewTokens ?? 64,
-      temperature: o.temperature,
-      topK: o.topK,
-      topP: o.topP,
-      minP: o.minP,
-      repetitionPenalty: o.repetitionPenalty,
-      seed: o.seed,
-      stopStrings: o.stop,
-    });
+    const options = samplingOptions({ ...o, maxNewTokens: o.maxNewTokens ?? 64 });
     const interactive = process.stdin.isTTY === true && !o.json;
     const lines = createInterface({ input: process.stdin, ...(interactive ? { output: process.stderr, prompt: '> ' } : {}), terminal: interactive });
     if (interactive) lines.prompt();

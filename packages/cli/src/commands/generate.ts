@@ -3,24 +3,16 @@ import { loadModel, type WeightFormat } from '@kvt/loaders';
 import { restoreSession, saveSession } from '@kvt/models';
 import { readState, writeState } from './chat.js';
 import { useBackend } from '../backends.js';
-import { defined, textOrStdin } from '../options.js';
+import { defined, samplingOptions, textOrStdin, type SamplingFlags } from '../options.js';
 import { loadingBar } from '../progress.js';
 import { drain } from '../stream.js';
 
-export interface GenerateOptions {
+export interface GenerateOptions extends SamplingFlags {
   model?: string;
   tokenizer?: string;
   prompt?: string;
-  maxNewTokens?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  repetitionPenalty?: number;
-  seed?: number;
   beams?: number;
   numReturn?: number;
-  stop?: string[];
   backend: string;
   weights?: WeightFormat;
   cache: 'backend' | 'concat' | 'none';
@@ -54,20 +46,7 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
     if (loaded.kind !== 'decoder-only') throw new InvalidInputError(`${o.model} is an encoder-decoder model; use kvt translate.`);
     const tokenizer = loaded.tokenizer;
     if (!tokenizer && prompt) throw new InvalidInputError(`No tokenizer found for ${o.model}; pass --tokenizer.`);
-    const options = {
-      ...defined({
-        maxNewTokens: o.maxNewTokens,
-        temperature: o.temperature,
-        topK: o.topK,
-        topP: o.topP,
-        minP: o.minP,
-        repetitionPenalty: o.repetitionPenalty,
-        seed: o.seed,
-        numBeams: o.beams,
-        numReturnSequences: o.numReturn,
-        stopStrings: o.stop,
-      }),
-    };
+    const options = { ...samplingOptions(o), ...defined({ numBeams: o.beams, numReturnSequences: o.numReturn }) };
     let stream;
     if (withState) {
       // a session: --load-state continues a saved one (the prompt continues its text); --save-state saves it after
