@@ -14,7 +14,13 @@ if (dir && existsSync(dir)) {
     failed += report.numFailedTests ?? 0;
     skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
     // a file that failed to load counts as a failure even with no failed test inside it
-    for (const suite of report.testResults ?? []) if (suite.status === 'failed' && (suite.assertionResults ?? []).every((a) => a.status !== 'failed')) failed++;
+    for (const suite of report.testResults ?? []) {
+      for (const a of suite.assertionResults ?? []) if (a.status === 'failed') console.log(`failed: ${suite.name} > ${a.fullName ?? a.title}`);
+      if (suite.status === 'failed' && (suite.assertionResults ?? []).every((a) => a.status !== 'failed')) {
+        failed++;
+        console.log(`failed to run: ${suite.name}: ${String(suite.message ?? '').split('\n')[0]}`);
+      }
+    }
   }
 }
 for (const e of extras) {
@@ -25,6 +31,10 @@ for (const e of extras) {
     console.log(`${name} failed (exit ${s})`);
   }
 }
-if (Number(statusArg) !== 0 && failed === 0) failed = 1;
+if (Number(statusArg) !== 0 && failed === 0) {
+  // vitest fails a run with no failed test on an unhandled error or rejection (its output names it)
+  failed = 1;
+  console.log(`the tests exited ${statusArg} with no failed test: an unhandled error (see "Unhandled" in the output above)`);
+}
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 ? 1 : 0);

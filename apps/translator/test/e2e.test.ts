@@ -173,7 +173,11 @@ describe.skipIf(!ready)('translator page in headless Chromium', () => {
     expect(await page.textContent('#error')).toMatch(/not a model kvt can read.*previous model/);
     await page.fill('#model-url', 'http://127.0.0.1:9/model/');
     await page.click('#load-url');
-    await page.waitForFunction(() => /Network error/.test(document.getElementById('error')!.textContent ?? ''), undefined, { timeout: 180_000 });
+    await page
+      .waitForFunction(() => /Network error/.test(document.getElementById('error')!.textContent ?? ''), undefined, { timeout: 60_000 })
+      .catch(async (e: unknown) => {
+        throw new Error(`${String(e)}; the page shows: ${await page.evaluate(() => JSON.stringify({ data: document.body.dataset, text: document.body.innerText.slice(0, 1500), disabled: [...document.querySelectorAll('button:disabled')].map((b) => b.id) }))}`);
+      });
     expect(await translateOnPage(SENTENCE)).toBe(expected);
   });
 

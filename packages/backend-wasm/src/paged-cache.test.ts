@@ -2,6 +2,7 @@
  * The wasm cache's paged blocks, counted: beams share the prompt's blocks (stories260K, a 200-token prompt, 4 beams
  * × 20 new tokens: cache bytes ≤ 1.3 × one beam's, the same tokens as the reference cache), and a reorder or a fork
  * copies block tables, not K/V (its time at 64 and 1,000 positions is printed: what the table holds, not the bytes).
+ * A prefix cache lets later requests that share a prompt's whole blocks start from them, sharing the blocks.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -9,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createRng, generate, type DecoderOnlyModel } from '@kvt/core';
+import { InvalidOptionError, createPrefixCache, createRng, generate, type DecoderOnlyModel } from '@kvt/core';
 import { createBackendKVCache, type KVCacheContainer } from '@kvt/kernels';
 import { loadModel } from '@kvt/loaders';
 import { ConcatKVCache } from '@kvt/models';
@@ -117,6 +118,50 @@ describe('paged K/V blocks on wasm', () => {
       cache.dispose();
       reference.dispose();
       expect(tf.memory().numTensors).toBe(before);
+    }
+  });
+  it.skipIf(!existsSync(stories))('stories260K: a prefix cache shares a 200-token prompt\'s blocks with later requests that start with it; typed errors before any work', async () => {
+    const loaded = await loadModel(stories);
+    const prefixCache = createPrefixCache(loaded.model as DecoderOnlyModel);
+    try {
+      const model = loaded.model as DecoderOnlyModel;
+      const system = loaded.tokenizer!.encode(TEXT).slice(0, 200);
+      const tails = ['Then a dog came.', 'The sun was hot.', 'Tom ran home.'].map((t) => loaded.tokenizer!.encode(t).slice(1));
+      const prefillMs: number[] = [];
+      for (const [i, tail] of tails.entries()) {
+        const inputIds = [...system, ...tail];
+        const got = await generate(model, { inputIds, maxNewTokens: 16, stopTokenIds: [], prefixCache });
+        const want = await generate(model, { inputIds, maxNewTokens: 16, stopTokenIds: [], cache: 'concat' });
+        expect(got.sequences[0]!.tokens, `request ${i}`).toEqual(want.sequences[0]!.tokens);
+        // 200 = 12 whole blocks of 16 and 8: the first request computes everything, later ones all but 192 positions
+        expect(got.reusedTokens, `request ${i}`).toBe(i === 0 ? 0 : 192);
+        // the request's whole blocks are shared with the prefix cache, which keeps them for the next request
+        expect(got.cache!.blocks!.shared, `request ${i}`).toBe(Math.floor(inputIds.length / 16));
+        prefillMs.push(got.timing.prefillMs);
+      }
+      console.log(`prefill of ${system.length}+ tokens: ${prefillMs.map((ms) => ms.toFixed(1)).join(', ')} ms (first request, then two that reuse 192 positions)`);
+      expect(prefixCache.stats).toEqual({ hits: 2, misses: 1, reusedTokens: 384 });
+
+      // typed errors, before any work
+      const other = createPrefixCache(model, { maxBytes: 0 });
+      const bad: [Parameters<typeof generate>[1], RegExp][] = [
+        [{ inputIds: [[1, 2], [1, 3]], prefixCache }, /one prompt per request/],
+        [{ inputIds: system, prefixCache, slidingWindow: { window: 64 } }, /no slidingWindow with prefixCache/],
+        [{ inputIds: system, prefixCache, cache: 'concat' }, /no cache option with prefixCache/],
+        [{ inputIds: system, prefixCache, kvDtype: 'int8' }, /no kvDtype with prefixCache/],
+        [{ inputIds: system, prefixCache: {} as never }, /a PrefixCache from createPrefixCache/],
+      ];
+      for (const [request, message] of bad) await expect(generate(model, request)).rejects.toThrow(message);
+      await expect(generate(model, { inputIds: system, prefixCache })).resolves.toBeDefined();
+      // maxBytes 0 keeps nothing
+      await generate(model, { inputIds: system, maxNewTokens: 2, prefixCache: other });
+      expect([other.size, other.bytes]).toEqual([0, 0]);
+      other.dispose();
+      await expect(generate(model, { inputIds: system, prefixCache: other })).rejects.toThrow(InvalidOptionError);
+      expect(() => createPrefixCache(model, { maxBytes: -1 })).toThrow(/maxBytes/);
+    } finally {
+      prefixCache.dispose();
+      loaded.dispose();
     }
   });
 });

@@ -64,6 +64,7 @@ export {
   type SessionRequest,
   type SessionResult,
 } from './generation/generation-session.js';
+export { PrefixCache, createPrefixCache, type PrefixCacheOptions, type PrefixCacheStats } from './generation/prefix-cache.js';
 export {
   translate,
   translateStream,

@@ -27,6 +27,8 @@ export interface KVStorage {
   /** Paged storages: blocks held (a shared one once) and blocks shared with another row or cache. */
   readonly blocks?: number;
   readonly sharedBlocks?: number;
+  /** Paged storages: positions per block. */
+  readonly blockSize?: number;
   /** Backend kernels that read and write this storage directly (see `KVCache.kernels`). */
   readonly kernels?: ReadonlySet<string>;
   /** Makes room for `needed` positions per row, keeping `[0, length)`. Called before layer 0 writes. */
@@ -145,6 +147,10 @@ export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCach
   get blocks(): { readonly inUse: number; readonly shared: number } | undefined {
     const { blocks, sharedBlocks } = this.storage;
     return blocks === undefined ? undefined : { inUse: blocks, shared: sharedBlocks ?? 0 };
+  }
+  /** Paged storages: positions per block; undefined for other storages. */
+  get blockSize(): number | undefined {
+    return this.storage.blockSize;
   }
   get hostBytes(): number | undefined {
     return this.isDisposed ? (this.storage.hostBytes === undefined ? undefined : 0) : this.storage.hostBytes;

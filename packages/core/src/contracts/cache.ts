@@ -43,6 +43,8 @@ export interface Cache {
   readonly blocks?: { readonly inUse: number; readonly shared: number } | undefined;
   /** Most positions this cache will ever hold (the model's positions). */
   readonly maxLength: number;
+  /** Paged caches: positions per K/V block (rows and forks share whole blocks). */
+  readonly blockSize?: number | undefined;
   /** Keep/duplicate/permute sequences: row `i` of the result is row `indices[i]` now. */
   reorder(indices: readonly number[]): void;
   /** Roll back to the first `length` positions. */

@@ -9,6 +9,7 @@ import { abortChecker, asBatch, checkRequest, validateIdBatch } from './inputs.j
 import { GENERATE_OPTIONS, rejectUnknownOptions } from './option-names.js';
 import { decodeLoop, fanOut } from './pipeline.js';
 import { SamplingStrategy, type SequenceOutput } from './sampling-strategy.js';
+import type { PrefixCache } from './prefix-cache.js';
 import { decoderOnlySession, type CacheMode, type DecodingSession, type SlidingWindow } from './session.js';
 import type { FinishReason } from './stopping-criteria.js';
 
@@ -39,6 +40,12 @@ export interface GenerateRequest extends GenerationOptions {
    * model's positions with constant memory; rotary models (Llama) only. Prompts of one length.
    */
   slidingWindow?: { window: number; sinkTokens?: number };
+  /**
+   * Reuse the K/V of earlier prompts that start with the same whole blocks (see {@link PrefixCache}): only the rest
+   * of the prompt is prefilled, and this prompt's blocks are kept for later requests. One prompt; the cache and
+   * kvDtype are the prefix cache's.
+   */
+  prefixCache?: PrefixCache;
 }
 
 /** One output of one prompt: a sample, or a beam hypothesis. */
@@ -70,6 +77,10 @@ export interface GenerateResult {
   readonly seed: number;
   /** The settings used: the request's options over the model's own generation defaults over kvt's. */
   readonly config: GenerationConfig;
+  /** Positions of each prompt the prefill computed: those not already in a given cache or reused from `prefixCache`. */
+  readonly prefillTokens: number;
+  /** Positions reused from `prefixCache` (0 without one, or when no cached prefix matched). */
+  readonly reusedTokens: number;
   readonly timing: {
     /** Prompt processing (the first model call), ms. */
     readonly prefillMs: number;
@@ -136,6 +147,7 @@ export async function* generateStream(
   });
   if (config.stopStrings.length > 0 && !request.tokenizer)
     throw new InvalidOptionError('stopStrings', request.stopStrings, 'a tokenizer to go with them (request.tokenizer)');
+  const prefixCache = prefixCacheOf(model, request, prompts, sliding);
   const given = typeof request.cache === 'object' ? request.cache : undefined;
   if (given && request.kvDtype !== undefined)
     throw new InvalidOptionError('kvDtype', request.kvDtype, 'no kvDtype with a given cache (it stores K/V as it was created)');
@@ -147,8 +159,11 @@ export async function* generateStream(
   const tokenizer = request.tokenizer;
   const fan = config.numBeams > 1 ? config.numBeams : config.numReturnSequences;
 
-  const session: DecodingSession = given
-    ? { vocabSize: model.config.vocabSize, cache: given, step: (t) => model.forward(t, given), reorder: (i) => given.reorder(i), dispose: () => {} }
+  // a prefix cache's request starts from the longest cached prefix of its prompt (owned, released at the end)
+  const reuse = prefixCache?.acquire(prompts[0]!, longest + config.maxNewTokens - 1);
+  const owned = reuse?.cache ?? given;
+  const session: DecodingSession = owned
+    ? { vocabSize: model.config.vocabSize, cache: owned, step: (t) => model.forward(t, owned), reorder: (i) => owned.reorder(i), dispose: () => (reuse ? owned.dispose() : undefined) }
     : decoderOnlySession(model, prompts.length, (request.cache as CacheMode | undefined) ?? 'auto', longest + config.maxNewTokens - 1, request.kvDtype, sliding);
   const stepMs: number[] = [];
   let firstTokenMs = 0;
@@ -159,6 +174,8 @@ export async function* generateStream(
     promptTokens: prompts,
     seed: config.seed,
     config,
+    prefillTokens: longest - (reuse?.reused ?? 0),
+    reusedTokens: reuse?.reused ?? 0,
     timing: { prefillMs: stepMs[0] ?? 0, decodeMs: stepMs.slice(1), firstTokenMs, totalMs: performance.now() - start },
     cache: cacheInfo,
   });
@@ -167,8 +184,9 @@ export async function* generateStream(
   try {
     checkAbort(); // a signal aborted before the call: nothing runs
     const t0 = performance.now();
-    const prefill = await session.step(prompts);
+    const prefill = await session.step(reuse ? [prompts[0]!.slice(reuse.reused)] : prompts);
     stepMs.push(performance.now() - t0);
+    if (prefixCache) prefixCache.insert(prompts[0]!, session.cache!);
     checkAbort();
     // beams and parallel samples share the prompt's prefill: its cache rows are duplicated, not recomputed
     const logits = fanOut(session, prefill, fan);
@@ -245,6 +263,22 @@ function slidingWindowOf(model: DecoderOnlyModel, request: GenerateRequest, prom
   if (request.cache === 'none' || typeof request.cache === 'object') throw new InvalidOptionError('cache', request.cache, "a cache generate creates ('auto', 'backend' or 'concat') with slidingWindow");
   if (prompts.some((p) => p.length !== prompts[0]!.length)) throw new InvalidInputError('slidingWindow: give prompts of one length (the window slides over every row at once).');
   return { window: w.window as number, sinkTokens: sinkTokens as number };
+}
+
+/** The request's prefix cache, checked before any work (see {@link GenerateRequest.prefixCache}). */
+function prefixCacheOf(model: DecoderOnlyModel, request: GenerateRequest, prompts: readonly number[][], sliding: SlidingWindow | undefined): PrefixCache | undefined {
+  const p = request.prefixCache;
+  if (p === undefined) return undefined;
+  if (p === null || typeof p !== 'object' || typeof (p as Partial<PrefixCache>).acquire !== 'function') throw new InvalidOptionError('prefixCache', p, 'a PrefixCache from createPrefixCache(model)');
+  if (p.disposed) throw new InvalidOptionError('prefixCache', p, 'a PrefixCache that is not disposed');
+  if (p.model !== model) throw new InvalidOptionError('prefixCache', p, 'a PrefixCache created for this model (K/V of another model cannot be reused)');
+  if (prompts.length !== 1) throw new InvalidOptionError('prefixCache', p, `one prompt per request (got ${prompts.length}); call generate once per prompt`);
+  if (request.cache !== undefined && request.cache !== p.cacheMode)
+    throw new InvalidOptionError('cache', request.cache, `no cache option with prefixCache, or its own ('${p.cacheMode}')`);
+  if (request.kvDtype !== undefined && request.kvDtype !== p.kvDtype)
+    throw new InvalidOptionError('kvDtype', request.kvDtype, `no kvDtype with prefixCache, or its own ('${p.kvDtype}')`);
+  if (sliding) throw new InvalidOptionError('slidingWindow', request.slidingWindow, 'no slidingWindow with prefixCache (evicted positions move the blocks a prefix shares)');
+  return p;
 }
 
 function promptIds(request: GenerateRequest): number[][] {

@@ -33,10 +33,8 @@ export interface SessionRequest extends GenerationOptions {
   onToken?: (event: TokenEvent) => void;
 }
 
-export interface SessionResult extends GenerateResult {
-  /** Positions this turn computed as a prefill: the tokens not yet in the cache, never the earlier turns. */
-  readonly prefillTokens: number;
-}
+/** A turn's result: `prefillTokens` counts the tokens not yet in the cache, never the earlier turns. */
+export type SessionResult = GenerateResult;
 
 /**
  * A conversation that keeps its KV cache across calls: each turn prefills only its new tokens (and the last token
@@ -106,7 +104,7 @@ export class GenerationSession {
     let result: GenerateResult | undefined;
     try {
       result = yield* generateStream(this.model, { ...options, inputIds: [feed], cache: this.cache, ...(this.tokenizer ? { tokenizer: this.tokenizer } : {}) });
-      return { ...result, prefillTokens: feed.length };
+      return result;
     } catch (e) {
       if (AbortedError.isInstance(e)) result = e.partial as GenerateResult;
       throw e;

@@ -9,7 +9,7 @@ export const GENERATION_OPTIONS = [
 ] as const;
 
 /** Every option `generate` / `generateStream` accepts. */
-export const GENERATE_OPTIONS: readonly string[] = [...GENERATION_OPTIONS, 'inputIds', 'prompt', 'tokenizer', 'signal', 'onToken', 'cache', 'kvDtype', 'slidingWindow'];
+export const GENERATE_OPTIONS: readonly string[] = [...GENERATION_OPTIONS, 'inputIds', 'prompt', 'tokenizer', 'signal', 'onToken', 'cache', 'kvDtype', 'slidingWindow', 'prefixCache'];
 /** Every option `translate` / `translateStream` accepts. */
 export const TRANSLATE_OPTIONS: readonly string[] = [
   ...GENERATION_OPTIONS, 'sourceIds', 'text', 'tokenizer', 'targetTokenizer', 'targetPrefix', 'alternatives', 'signal', 'onToken', 'cache',

@@ -16,6 +16,7 @@ import {
   PromptTooLongError,
   TokenOutOfRangeError,
   argmax,
+  createPrefixCache,
   createRng,
   createSession,
   generate,
@@ -375,6 +376,43 @@ export function describeCacheConformance(o: ConformanceOptions): void {
         session.dispose();
         model.dispose();
       }
+    });
+
+    it('a prefix cache reuses the whole blocks of earlier prompts; greedy and beams equal generating without it; nothing leaks', async () => {
+      const before = tf.memory().numTensors;
+      const model = tinyDecoderOnlyModels[0]!.build(11);
+      const prefixCache = createPrefixCache(model, { cache: o.cache });
+      try {
+        const bs = prefixCache.blockSize;
+        const rng = createRng(23);
+        const ids = (n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.next() * (model.config.vocabSize - 3)));
+        const system = [1, ...ids(2 * bs + 3)]; // two whole blocks and 4 ids
+        // [prompt, beams, positions reused]: the first prompt finds nothing; later ones the system prompt's 2 blocks,
+        // or the one block they share with it
+        const p0 = [...system, ...ids(5)];
+        const cases: [number[], number, number][] = [
+          [p0, 1, 0],
+          [p0, 3, 2 * bs],
+          [[...system, ...ids(7)], 1, 2 * bs],
+          [[...system.slice(0, bs + 2), ...ids(3)], 3, bs],
+        ];
+        for (const [i, [prompt, numBeams, reused]] of cases.entries()) {
+          const got = await generate(model, { inputIds: prompt, maxNewTokens: 6, numBeams, stopTokenIds: [], prefixCache });
+          const want = await generate(model, { inputIds: prompt, maxNewTokens: 6, numBeams, stopTokenIds: [], cache: 'none' });
+          expect(got.reusedTokens, `case ${i}`).toBe(reused);
+          expect(got.prefillTokens, `case ${i}`).toBe(prompt.length - reused);
+          expect(got.sequences[0]!.tokens, `case ${i}`).toEqual(want.sequences[0]!.tokens);
+          if (got.cache?.blocks && reused > 0) expect(got.cache.blocks.shared, `case ${i}: shared blocks`).toBeGreaterThanOrEqual(reused / bs);
+        }
+        expect(prefixCache.stats).toEqual({ hits: 3, misses: 1, reusedTokens: 5 * bs });
+        // every prompt's whole blocks are the system prompt's first one or two: one prefix is held
+        expect(prefixCache.size).toBe(1);
+      } finally {
+        prefixCache.dispose();
+        model.dispose();
+      }
+      expect(prefixCache.bytes).toBe(0);
+      expect(tf.memory().numTensors).toBe(before);
     });
 
     it('save → restore → continue equals continuing without the round trip; a corrupt state or another model is a typed error', async () => {
