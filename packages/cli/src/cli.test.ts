@@ -19,6 +19,7 @@ describe.skipIf(!existsSync(bin) || !existsSync(stories))('the kvt command', () 
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.promptTokens).toEqual([1, 403, 407, 261, 378]);
+    expect(out.prefillTokens).toBe(5);
     expect(out.tokens).toHaveLength(12);
     expect(out.text.startsWith(', there was a little girl')).toBe(true);
     expect(out.timing.decodeMs).toHaveLength(11);

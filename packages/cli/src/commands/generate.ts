@@ -83,7 +83,8 @@ export async function runGenerate(o: GenerateOptions): Promise<void> {
           config: result.config,
           timing: { loadMs, prefillMs: result.timing.prefillMs, firstTokenMs: result.timing.firstTokenMs, decodeMs, tokensPerSecond: speed },
           cache: session ? { length: session.cache.length, bytes: session.cache.bytes, capacity: session.cache.capacity, ...(session.cache.blocks ? { blocks: session.cache.blocks } : {}) } : result.cache,
-          ...('prefillTokens' in result ? { prefillTokens: result.prefillTokens, sessionTokens: session!.tokens.length } : {}),
+          prefillTokens: result.prefillTokens,
+          ...(session ? { sessionTokens: session.tokens.length } : {}),
           ...(seq.hypotheses ? { hypotheses: seq.hypotheses.map((h) => ({ tokens: h.tokens, text: h.text ?? '', score: h.score })) } : {}),
         }) + '\n',
       );
