@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { UnsupportedError } from '@kvt/core';
 import type { Backend } from '@kvt/kernels';
+import { heapOf } from './kernels/heap.js';
 import { WasmKVCache } from './kernels/kv-cache.js';
 import { wasmFileUrls, type WasmFile } from './wasm-files.js';
 
@@ -39,6 +40,8 @@ export const wasmBackend: Backend<WasmActivateOptions> = {
     await tf.ready();
   },
   createKVCache: (options) => new WasmKVCache(options),
+  // weights are written where the kernels read them: no JavaScript copy held until a garbage collection
+  tensorFromBytes: (bytes, fill) => heapOf(tf.backend()).tensorFromBytes(bytes, fill),
 };
 
 /** Why the backend did not start, said so that the reader knows what to do. */

@@ -24,6 +24,11 @@ export interface Backend<ActivateOptions = Record<string, never>> {
   activate(options?: ActivateOptions): Promise<void>;
   /** The backend's own KV cache: storage where the backend computes, written in place. */
   createKVCache(options: KVCacheOptions): KVCache;
+  /**
+   * An int32 tensor of `bytes / 4` values whose bytes `fill` writes where the backend keeps them (no staging array in
+   * JavaScript): how large weights are uploaded. Without it, a JavaScript array is filled and handed to tfjs.
+   */
+  tensorFromBytes?(bytes: number, fill: (out: Uint8Array) => void): tf.Tensor1D;
   /** Counters since the backend was activated, for benchmarks (names are the backend's own). */
   counters?(): Readonly<Record<string, number>>;
 }

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KVCache } from './kv-cache.js';
 import type { KVStorage, WriteContext } from './kv-cache-container.js';
 import { KvtCacheAttend, KvtGatherRows, KvtLinear, KvtLlamaBlock, KvtRmsNorm, type KvtKernelName } from './kernel-names.js';
-import { FLOAT32_COLUMNS_CODE, LINEAR_ROW_GROUP, formatCode, groupRows, type BlockFormat, type RowGroup } from './weight-formats.js';
+import { registeredBackend } from './backend.js';
+import { FLOAT32_COLUMNS_CODE, LINEAR_ROW_GROUP, bytesPerRow, formatCode, groupRows, type BlockFormat, type RowGroup } from './weight-formats.js';
 
 /** Whether the backend (default: the active one) registered kvt kernel `name`. */
 export function hasKernel(name: KvtKernelName, backendName: string = tf.getBackend()): boolean {
@@ -31,7 +32,8 @@ export interface BlockWeight {
 }
 
 /**
- * Uploads rows `[outDim, inDim]` in GGUF's order (quantized, fp16, or the bytes of float32 rows) as a
+ * Uploads rows `[outDim, inDim]` in GGUF's order (quantized, fp16, or the bytes of float32 rows; whole, or in parts
+ * of whole rows) as a
  * {@link BlockWeight} in the layout of `rowGroup` (default: linear weights' row groups of four; tables that rows are
  * gathered from take 1).
  *
@@ -41,9 +43,34 @@ export interface BlockWeight {
  * const y = runLinear(x, w); // x [m, 768] → [m, 2048]
  * ```
  */
-export function blockWeight(rows: Uint8Array, format: BlockFormat, inDim: number, outDim: number, rowGroup: RowGroup = LINEAR_ROW_GROUP): BlockWeight {
-  const bytes = groupRows(rows, format, inDim, outDim, rowGroup);
-  return { w: tf.tensor1d(new Int32Array(bytes.buffer), 'int32'), format, inDim, outDim, rowGroup };
+/**
+ * An int32 tensor of `bytes / 4` values whose bytes `fill` writes: where the active backend keeps them when it offers
+ * that (`Backend.tensorFromBytes`: wasm writes into its heap), else into a JavaScript array the backend takes. Large
+ * weights so pass through JavaScript at most once.
+ *
+ * @example
+ * ```ts
+ * const t = tensorFromBytes(8, (out) => out.set([1, 0, 0, 0, 2, 0, 0, 0])); // int32 [1, 2]
+ * ```
+ */
+export function tensorFromBytes(bytes: number, fill: (out: Uint8Array) => void): tf.Tensor1D {
+  const own = registeredBackend()?.tensorFromBytes;
+  if (own) return own(bytes, fill);
+  const values = new Int32Array(bytes / 4);
+  fill(new Uint8Array(values.buffer));
+  return tf.tensor1d(values, 'int32');
+}
+
+export function blockWeight(
+  rows: Uint8Array | readonly Uint8Array[],
+  format: BlockFormat,
+  inDim: number,
+  outDim: number,
+  rowGroup: RowGroup = LINEAR_ROW_GROUP,
+): BlockWeight {
+  const bytes = Math.ceil((outDim * bytesPerRow(format, inDim)) / 4) * 4;
+  const w = tensorFromBytes(bytes, (out) => groupRows(rows, format, inDim, outDim, rowGroup, out));
+  return { w, format, inDim, outDim, rowGroup };
 }
 
 /**

@@ -27,6 +27,7 @@ export {
   runLinear,
   runLlamaBlock,
   runRmsNorm,
+  tensorFromBytes,
   weightCode,
   type BlockWeight,
   type CacheAttendAttrs,

@@ -78,26 +78,36 @@ export function rowPlacement(format: BlockFormat, inDim: number, outDim: number,
 }
 
 /**
- * Rows `[outDim, inDim]` in GGUF's order (a row's blocks one after another) in the layout of `rowGroup`, padded to a
- * multiple of 4 bytes (the bytes of an int32 tensor).
+ * Rows `[outDim, inDim]` in GGUF's order (a row's blocks one after another; given whole, or in parts of whole rows
+ * that follow each other) in the layout of `rowGroup`, padded to a multiple of 4 bytes (the bytes of an int32
+ * tensor); written into `out` when given (where the backend keeps the weight: no copy in between).
  *
  * @example
  * ```ts
  * const packed = groupRows(rows, 'q8_0', 768, 2048, 4);
  * ```
  */
-export function groupRows(rows: Uint8Array, format: BlockFormat, inDim: number, outDim: number, rowGroup: RowGroup): Uint8Array {
-  const out = new Uint8Array(Math.ceil(rows.byteLength / 4) * 4);
-  if (rowGroup === 1) {
-    out.set(rows);
-    return out;
-  }
+export function groupRows(
+  rows: Uint8Array | readonly Uint8Array[],
+  format: BlockFormat,
+  inDim: number,
+  outDim: number,
+  rowGroup: RowGroup,
+  out: Uint8Array = new Uint8Array(Math.ceil((outDim * bytesPerRow(format, inDim)) / 4) * 4),
+): Uint8Array {
+  const parts = rows instanceof Uint8Array ? [rows] : rows;
   const size = blockBytes(format);
   const row = bytesPerRow(format, inDim);
   const blocks = inDim / blockValues(format);
-  for (let o = 0; o < outDim; o++) {
-    const { start, step } = rowPlacement(format, inDim, outDim, rowGroup, o);
-    for (let b = 0; b < blocks; b++) out.set(rows.subarray(o * row + b * size, o * row + (b + 1) * size), start + b * step);
+  let o = 0;
+  for (const part of parts) {
+    if (rowGroup === 1) out.set(part, o * row);
+    else
+      for (let r = 0; r < part.byteLength / row; r++) {
+        const { start, step } = rowPlacement(format, inDim, outDim, rowGroup, o + r);
+        for (let b = 0; b < blocks; b++) out.set(part.subarray(r * row + b * size, r * row + (b + 1) * size), start + b * step);
+      }
+    o += part.byteLength / row;
   }
   return out;
 }

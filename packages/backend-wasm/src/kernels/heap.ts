@@ -69,6 +69,14 @@ export class WasmHeap {
     return this.backend.makeOutput(shape, 'float32');
   }
 
+  /** An int32 tensor of `bytes / 4` values written in the heap by `fill` (no copy through a JavaScript array). */
+  tensorFromBytes(bytes: number, fill: (out: Uint8Array) => void): tf.Tensor1D {
+    const info = this.backend.makeOutput([bytes / 4], 'int32');
+    const at = this.offset(info);
+    fill(this.u8.subarray(at, at + bytes));
+    return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor1D;
+  }
+
   /**
    * Bytes of scratch a linear of rows needs for `m` input rows of `inDim`: a quantized one's int16 input and block
    * scales, or an fp16 one's four weight rows widened to float32.

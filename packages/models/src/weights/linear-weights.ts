@@ -66,7 +66,7 @@ export class LinearWeights {
       return this.keep(tf.tidy(() => (parts.length === 1 ? tf.tensor2d(parts[0]!.data, [inDim, outs[0]!]) : tf.concat(parts.map((h) => tf.tensor2d(h.data, [...h.shape] as [number, number])), 1))) as tf.Tensor2D);
     }
     const rows = names.map((n, i) => this.rows(n, inDim, outs[i]!, format));
-    return this.upload(concatBytes(rows), format, inDim, outs.reduce((a, b) => a + b, 0), names);
+    return this.upload(rows, format, inDim, outs.reduce((a, b) => a + b, 0), names);
   }
 
   /**
@@ -78,7 +78,7 @@ export class LinearWeights {
     if (format === 'columns') return undefined;
     const q = this.p.quantized(name);
     const bytes = q && q.format === format && !q.transposed && q.rows === rows && q.cols === cols ? q.bytes : rowBytes(this.p.take(name, [rows, cols]).data, rows, cols, format);
-    return this.upload(bytes, format, cols, rows, [name]);
+    return this.upload([bytes], format, cols, rows, [name]);
   }
 
   /** Rows `[out, in]` in `format` of a `[in, out]` weight. */
@@ -93,14 +93,15 @@ export class LinearWeights {
    * finite first: the kernels widen finite halves only, and a value beyond ±65504 (converted) or an inf or NaN in the
    * file would otherwise compute silently wrong.
    */
-  private upload(bytes: Uint8Array, format: BlockFormat, inDim: number, outDim: number, names: readonly string[]): BlockWeight {
-    if (format === 'fp16') {
-      const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-      for (let i = 0; i < halves.length; i++)
-        if ((halves[i]! & 0x7c00) === 0x7c00)
-          throw new InvalidOptionError('weights', 'fp16', `weights within fp16's range (±65504): ${names.join(', ')} holds inf, NaN or a larger value; load it with weights: 'fp32' or 'q8_0'`);
-    }
-    const q = blockWeight(bytes, format, inDim, outDim, LINEAR_ROW_GROUP);
+  private upload(parts: readonly Uint8Array[], format: BlockFormat, inDim: number, outDim: number, names: readonly string[]): BlockWeight {
+    if (format === 'fp16')
+      for (const bytes of parts) {
+        const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+        for (let i = 0; i < halves.length; i++)
+          if ((halves[i]! & 0x7c00) === 0x7c00)
+            throw new InvalidOptionError('weights', 'fp16', `weights within fp16's range (±65504): ${names.join(', ')} holds inf, NaN or a larger value; load it with weights: 'fp32' or 'q8_0'`);
+      }
+    const q = blockWeight(parts, format, inDim, outDim, LINEAR_ROW_GROUP);
     this.keep(q.w);
     return q;
   }
@@ -111,10 +112,3 @@ function rowBytes(data: Float32Array, rows: number, cols: number, format: BlockF
   return format === 'fp32' ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : quantizeRows(data, rows, cols, format);
 }
 
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) out.set(p, at), (at += p.byteLength);
-  return out;
-}
