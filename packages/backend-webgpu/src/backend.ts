@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UnsupportedError } from '@kvt/core';
 import type { Backend } from '@kvt/kernels';
-import { BucketKVCache } from '@kvt/backend-webgl/kernels';
+import { WebGPUKVCache } from './kernels/kv-cache.js';
 
 /**
  * Pipelines tfjs's WebGPU backend has compiled so far, or null on another backend. With the bucket cache the count
@@ -18,8 +18,8 @@ export function compiledPipelines(): number | null {
 }
 
 /**
- * The webgpu backend: tfjs-webgpu for every op and the WebGL package's fixed-shape bucket KV cache (WebGPU, too,
- * compiles a pipeline per op and shape).
+ * The webgpu backend: tfjs-webgpu for every op and its own KV cache (kernels/): K/V rows written in place, attention
+ * over the valid positions, shapes fixed inside a bucket (WebGPU, too, compiles a pipeline per op and shape).
  *
  * @example
  * ```ts
@@ -36,6 +36,6 @@ export const webgpuBackend: Backend = {
       throw new UnsupportedError('The webgpu backend failed to initialize (no adapter?); use @kvt/backend-webgl or @kvt/backend-wasm.');
     await tf.ready();
   },
-  createKVCache: (options) => new BucketKVCache(options),
+  createKVCache: (options) => new WebGPUKVCache(options),
   counters: () => ({ compiledPipelines: compiledPipelines() ?? 0 }),
 };

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { generate } from '@kvt/core';
 import { describeRealFixtures } from '@kvt/loaders/testing';
-import { describeCacheConformance, tinyDecoderOnlyModels } from '@kvt/models/testing';
+import { describeCacheConformance, describeKernelConformance, tinyDecoderOnlyModels } from '@kvt/models/testing';
 
 declare const __KVT_FIXTURES__: string;
 const fixture = (p: string) => `${location.origin}/@fs${__KVT_FIXTURES__}/${p}`;
@@ -13,8 +13,10 @@ const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
 const adapter = gpu ? await gpu.requestAdapter() : null;
 if (!adapter) console.warn('WebGPU tests skipped: this browser has no WebGPU adapter');
 
-// The same suites as in Node and on WebGL, over the bucket cache on tfjs's webgpu backend.
+// The same suites as in Node and on WebGL, over the WebGPU cache (rows written in place, attention over the valid
+// positions).
 describe.skipIf(!adapter)('webgpu', () => {
+  describeKernelConformance({ backend: 'webgpu', setup: () => import('./index.js'), tolerance: 2e-4, kernels: [] });
   describeCacheConformance({ backend: 'webgpu', cache: 'backend', setup: () => import('./index.js'), steps: 16 });
   describeRealFixtures({ backend: 'webgpu', cache: 'backend', setup: () => import('./index.js'), fixture, readText, tolerance: 2e-4, ggufTrace: false });
 

@@ -15,7 +15,7 @@ import './register.js';
 import { webgpuBackend } from './backend.js';
 
 export { compiledPipelines, webgpuBackend } from './backend.js';
-export { BucketKVCache } from '@kvt/backend-webgl/kernels';
+export { WebGPUKVCache, WebGPUStorage } from './kernels/kv-cache.js';
 
 export const backendName = 'webgpu';
 

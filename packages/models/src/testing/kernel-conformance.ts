@@ -79,7 +79,8 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
     const heads = 4; // grouped: two query heads per K/V head
 
     /** Drives both caches through the same appends; expects equal attention after each, by `tolerance`. */
-    function lockstep(cache: KVCache, reference: KVCache, rng: Rng, steps: readonly number[], label: string): void {
+    // reads back asynchronously: WebGPU has no synchronous read (tfjs emulates one through a canvas per read)
+    async function lockstep(cache: KVCache, reference: KVCache, rng: Rng, steps: readonly number[], label: string): Promise<void> {
       const b = cache.batchSize;
       for (const n of steps) {
         for (let layer = 0; layer < shape.numLayers; layer++) {
@@ -95,7 +96,7 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
             const t = Math.floor(j / shape.headDim) % n;
             return start + t < cache.padding[row]!;
           };
-          const d = relativeDiff(got.dataSync() as Float32Array, want.dataSync() as Float32Array, skip);
+          const d = relativeDiff((await got.data()) as Float32Array, (await want.data()) as Float32Array, skip);
           expect(d, `${label}: layer ${layer} at length ${cache.length}`).toBeLessThanOrEqual(o.tolerance);
           tf.dispose([q, k, v, got, want]);
         }
@@ -109,13 +110,13 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
       return [createBackendKVCache(all), new ConcatKVCache(all)];
     }
 
-    it('appends and attends like the reference: prefill, single steps, growth, left padding; no leak', () => {
+    it('appends and attends like the reference: prefill, single steps, growth, left padding; no leak', async () => {
       const before = tf.memory().numTensors;
       const rng = createRng(11);
       const [cache, reference] = pair({ batchSize: 3, capacityHint: 16 });
       cache.setPadding([0, 3, 1]);
       reference.setPadding([0, 3, 1]);
-      lockstep(cache, reference, rng, [7, ...Array<number>(30).fill(1), 4], 'append');
+      await lockstep(cache, reference, rng, [7, ...Array<number>(30).fill(1), 4], 'append');
       expect(cache.length).toBe(41);
       expect(cache.capacity).toBeGreaterThanOrEqual(41);
       expect(cache.bytes).toBe(2 * shape.numLayers * 3 * shape.numKvHeads * shape.headDim * cache.capacity * 4);
@@ -135,15 +136,15 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
         const [cache, reference] = pair({ batchSize: 3, capacityHint: 16, kvDtype });
         cache.setPadding([0, 2, 1]);
         reference.setPadding([0, 2, 1]);
-        lockstep(cache, reference, rng, [6, ...Array<number>(20).fill(1)], `${kvDtype} append (growth)`);
+        await lockstep(cache, reference, rng, [6, ...Array<number>(20).fill(1)], `${kvDtype} append (growth)`);
         for (const indices of [[2, 0, 1], [1, 1, 0]]) {
           cache.reorder(indices);
           reference.reorder(indices);
-          lockstep(cache, reference, rng, [1, 1], `${kvDtype} after reorder [${indices.join(', ')}]`);
+          await lockstep(cache, reference, rng, [1, 1], `${kvDtype} after reorder [${indices.join(', ')}]`);
         }
         const copy = cache.fork();
         const copyReference = reference.fork();
-        lockstep(copy, copyReference, rng, [1, 1], `${kvDtype} fork`);
+        await lockstep(copy, copyReference, rng, [1, 1], `${kvDtype} fork`);
         // what is stored is what the reference stores (the same rounding), within float rounding
         const c = cache as KVCacheContainer;
         const r = reference as KVCacheContainer;
@@ -159,27 +160,27 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
       }
     });
 
-    it('reorder (permutation, duplication, identity, fewer rows), truncate and fork equal the reference', () => {
+    it('reorder (permutation, duplication, identity, fewer rows), truncate and fork equal the reference', async () => {
       const before = tf.memory().numTensors;
       const rng = createRng(12);
       const [cache, reference] = pair({ batchSize: 4, capacityHint: 16 });
-      lockstep(cache, reference, rng, [5, 1, 1], 'prefill');
+      await lockstep(cache, reference, rng, [5, 1, 1], 'prefill');
       for (const indices of [[3, 2, 1, 0], [0, 0, 2, 2], [0, 1, 2, 3], [1, 1, 1, 0]]) {
         cache.reorder(indices);
         reference.reorder(indices);
-        lockstep(cache, reference, rng, [1, 1], `after reorder [${indices.join(', ')}]`);
+        await lockstep(cache, reference, rng, [1, 1], `after reorder [${indices.join(', ')}]`);
       }
       cache.reorder([2, 0]);
       reference.reorder([2, 0]);
       expect(cache.batchSize).toBe(2);
-      lockstep(cache, reference, rng, [1], 'after reorder to 2 rows');
+      await lockstep(cache, reference, rng, [1], 'after reorder to 2 rows');
       cache.truncate(6);
       reference.truncate(6);
-      lockstep(cache, reference, rng, [2, 1], 'after truncate');
+      await lockstep(cache, reference, rng, [2, 1], 'after truncate');
       const copy = cache.fork();
       const copyReference = reference.fork();
-      lockstep(copy, copyReference, rng, Array<number>(20).fill(1), 'fork (grows past the original)');
-      lockstep(cache, reference, rng, [1], 'original after the fork advanced');
+      await lockstep(copy, copyReference, rng, Array<number>(20).fill(1), 'fork (grows past the original)');
+      await lockstep(cache, reference, rng, [1], 'original after the fork advanced');
       for (const c of [cache, reference, copy, copyReference]) c.dispose();
       expect(tf.memory().numTensors).toBe(before);
     });
