@@ -51,6 +51,8 @@ export interface RunRecord extends RunSpec {
   readonly shaderProgramsPerStepAfterWarmup: number | null;
   /** tfjs kernels dispatched per decode step (from tf.profile of a 1-token and a 3-token run: their difference ÷ 2). */
   readonly kernelsPerDecodeStep: number;
+  /** K/V bytes the cache writes per decode step (new rows, or the whole storage where a step rewrites it); null where the cache does not count. */
+  readonly kvBytesWrittenPerStep: number | null;
   /**
    * Per decode step, the time the generation pipeline spends outside the model call (logits processing, sampling,
    * stopping checks, detokenization, streaming, the event-loop yield), ms: the median over decode steps of (time
@@ -125,6 +127,10 @@ export async function measure(built: BuiltModel, spec: RunSpec, loadMs: number, 
   // dispatches per decode step: a 3-token run less a 1-token run (prefill and sampling alike) is two decode steps
   const kernels = async (n: number) => (await tf.profile(async () => void (await run(n)))).kernels.length;
   const kernelsPerDecodeStep = ((await kernels(3)) - (await kernels(1))) / 2;
+  // K/V bytes written per decode step, the same way, from the cache's own count
+  const written = async (n: number) => (await run(n)).cache?.bytesWritten;
+  const [w3, w1] = [await written(3), await written(1)];
+  const kvBytesWrittenPerStep = w3 !== undefined && w1 !== undefined ? (w3 - w1) / 2 : null;
   // the pipeline's own cost per step: gaps between streamed tokens less the model call that produced each one
   const stamps: number[] = [];
   const timed = await run(Math.min(spec.newTokens, 256), () => void stamps.push(performance.now()), true);
@@ -158,6 +164,7 @@ export async function measure(built: BuiltModel, spec: RunSpec, loadMs: number, 
     shaderPrograms: shaders,
     shaderProgramsPerStepAfterWarmup: shadersAfterWarmup,
     kernelsPerDecodeStep,
+    kvBytesWrittenPerStep,
     pipelineOverheadMs,
     tokens: r.tokens,
   };

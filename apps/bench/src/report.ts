@@ -51,16 +51,22 @@ export function stepRatio(r: RunRecord, late: number, early: number): number | n
   return around(late) / around(early);
 }
 
+/** K/V bytes a decode step writes, in kB (– where the cache does not count them, or there is no cache). */
+function writtenLabel(r: RunRecord): string {
+  const b = r.kvBytesWrittenPerStep;
+  return b === null || b === undefined ? '–' : `${(b / 1024).toFixed(1)} kB`;
+}
+
 export function terminalTable(records: RunRecord[]): string {
   const t = new Table({
-    head: ['backend', 'model', 'cache', 'prompt', 'new', 'prefill ms', 'TTFT ms', 'tok/s (med)', 'tok/s (p90)', 'cache', 'peak mem', 'shaders', 'kernels/step', 'pipeline ms/step', 'speedup', 'tokens match'],
+    head: ['backend', 'model', 'cache', 'prompt', 'new', 'prefill ms', 'TTFT ms', 'tok/s (med)', 'tok/s (p90)', 'cache', 'peak mem', 'shaders', 'kernels/step', 'K/V written/step', 'pipeline ms/step', 'speedup', 'tokens match'],
     style: { head: [], border: [] },
   });
   for (const r of records) {
     const s = speedup(records, r);
     t.push([
       r.backend, modelLabel(r), r.cacheMode, r.promptTokens, r.newTokens, fmt(r.prefillMs), fmt(r.timeToFirstTokenMs), fmt(r.tokensPerSecond), fmt(r.tokensPerSecondP90),
-      mb(r.cacheBytes), mb(r.peakMemoryBytes), r.shaderPrograms ?? '–', fmt(r.kernelsPerDecodeStep ?? NaN, 0), fmt(r.pipelineOverheadMs ?? NaN, 3), s === null ? '–' : `${fmt(s)}×`,
+      mb(r.cacheBytes), mb(r.peakMemoryBytes), r.shaderPrograms ?? '–', fmt(r.kernelsPerDecodeStep ?? NaN, 0), writtenLabel(r), fmt(r.pipelineOverheadMs ?? NaN, 3), s === null ? '–' : `${fmt(s)}×`,
       r.tokensMatch === false ? '✗ MISMATCH' : r.tokensMatch ? '✓' : '–',
     ]);
   }
@@ -75,11 +81,11 @@ export function markdownReport(records: RunRecord[], env: Environment, charts: s
     `- command: \`${env.command}\``,
     `- machine: ${env.cpu}, ${env.cores} cores, ${env.platform}; Node ${env.node}${env.chromium ? `; ${env.chromium}` : ''}`,
     '',
-    '| backend | model | cache | prompt | new | prefill ms | TTFT ms | tok/s median | tok/s p90 | cache bytes | peak memory | shaders | kernels/step | pipeline ms/step | speedup vs none | tokens match |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| backend | model | cache | prompt | new | prefill ms | TTFT ms | tok/s median | tok/s p90 | cache bytes | peak memory | shaders | kernels/step | K/V written/step | pipeline ms/step | speedup vs none | tokens match |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...records.map((r) => {
       const s = speedup(records, r);
-      return `| ${r.backend} | ${modelLabel(r)} | ${r.cacheMode} | ${r.promptTokens} | ${r.newTokens} | ${fmt(r.prefillMs)} | ${fmt(r.timeToFirstTokenMs)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.tokensPerSecondP90)} | ${mb(r.cacheBytes)} | ${mb(r.peakMemoryBytes)} | ${r.shaderPrograms ?? '–'} | ${fmt(r.kernelsPerDecodeStep ?? NaN, 0)} | ${fmt(r.pipelineOverheadMs ?? NaN, 3)} | ${s === null ? '–' : fmt(s) + '×'} | ${r.tokensMatch === false ? '**MISMATCH**' : r.tokensMatch ? 'yes' : '–'} |`;
+      return `| ${r.backend} | ${modelLabel(r)} | ${r.cacheMode} | ${r.promptTokens} | ${r.newTokens} | ${fmt(r.prefillMs)} | ${fmt(r.timeToFirstTokenMs)} | ${fmt(r.tokensPerSecond)} | ${fmt(r.tokensPerSecondP90)} | ${mb(r.cacheBytes)} | ${mb(r.peakMemoryBytes)} | ${r.shaderPrograms ?? '–'} | ${fmt(r.kernelsPerDecodeStep ?? NaN, 0)} | ${writtenLabel(r)} | ${fmt(r.pipelineOverheadMs ?? NaN, 3)} | ${s === null ? '–' : fmt(s) + '×'} | ${r.tokensMatch === false ? '**MISMATCH**' : r.tokensMatch ? 'yes' : '–'} |`;
     }),
     '',
     '## Speedup over no cache at N generated tokens',

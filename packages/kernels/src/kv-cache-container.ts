@@ -29,6 +29,8 @@ export interface KVStorage {
   readonly sharedBlocks?: number;
   /** Paged storages: positions per block. */
   readonly blockSize?: number;
+  /** K/V bytes written since the storage was created (see `Cache.bytesWritten`), where it counts them. */
+  readonly bytesWritten?: number;
   /** Backend kernels that read and write this storage directly (see `KVCache.kernels`). */
   readonly kernels?: ReadonlySet<string>;
   /** Makes room for `needed` positions per row, keeping `[0, length)`. Called before layer 0 writes. */
@@ -147,6 +149,10 @@ export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCach
   get blocks(): { readonly inUse: number; readonly shared: number } | undefined {
     const { blocks, sharedBlocks } = this.storage;
     return blocks === undefined ? undefined : { inUse: blocks, shared: sharedBlocks ?? 0 };
+  }
+  /** K/V bytes written so far (see `Cache.bytesWritten`); undefined where the storage does not count them. */
+  get bytesWritten(): number | undefined {
+    return this.storage.bytesWritten;
   }
   /** Paged storages: positions per block; undefined for other storages. */
   get blockSize(): number | undefined {

@@ -47,6 +47,8 @@ interface Layout {
 export class HostStorage implements KVStorage {
   private layout: Layout;
   private cap: number;
+  /** K/V bytes written (see `Cache.bytesWritten`): new rows, and every held position on growth or a reorder. */
+  bytesWritten = 0;
 
   constructor(
     private readonly options: KVCacheOptions,
@@ -108,6 +110,7 @@ export class HostStorage implements KVStorage {
     }
     this.layout = next;
     this.cap = newCap;
+    this.bytesWritten += 8 * this.options.numLayers * from.length * kvh * length * hd;
   }
 
   async read(layer: number, length: number, rows: number): Promise<{ k: Float32Array; v: Float32Array }> {
@@ -146,6 +149,7 @@ export class HostStorage implements KVStorage {
       f32.set(kIn.subarray(bh * n * hd, (bh + 1) * n * hd), kBase + (bh * cap + len) * hd);
       f32.set(vIn.subarray(bh * n * hd, (bh + 1) * n * hd), vBase + (bh * cap + len) * hd);
     }
+    this.bytesWritten += 8 * b * kvh * n * hd;
     const total = len + n;
     if (n > FUSED_MAX_NEW) {
       // a long prefill: matMuls over a copy of the valid rows (once per prompt)
@@ -212,6 +216,7 @@ export class HostStorage implements KVStorage {
   fork(_length: number, rows: number): HostStorage {
     const copy = new HostStorage(this.options, this.useSimd, rows, this.cap);
     copy.layout.f32.set(this.layout.f32);
+    copy.bytesWritten = this.layout.f32.byteLength;
     return copy;
   }
 

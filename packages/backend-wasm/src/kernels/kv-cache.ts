@@ -47,6 +47,8 @@ export class WasmStorage implements KVStorage {
   private readonly refs: Map<number, number>;
   /** Each row's blocks (heap offsets). */
   private rows: number[][];
+  /** K/V bytes written (see `Cache.bytesWritten`): new rows, and blocks copied on write. */
+  bytesWritten = 0;
   /** Positions per block (a power of two) and its log2. */
   readonly blockSize: number;
   private readonly shift: number;
@@ -139,6 +141,7 @@ export class WasmStorage implements KVStorage {
         if (this.refs.get(block)! === 1) continue;
         const copy = this.retain(this.heap.malloc(this.blockBytes));
         this.heap.u8.copyWithin(copy, block, block + this.blockBytes);
+        this.bytesWritten += this.blockBytes;
         this.release(block);
         table[i] = copy;
       }
@@ -150,6 +153,8 @@ export class WasmStorage implements KVStorage {
    */
   tables(layer: number, at: WriteContext, n: number, extraBytes: number): LayerTables {
     if (layer === 0 && n > 0) this.ownBlocks(at.start, n);
+    // the kernel writes this layer's n new K and V positions of every row (values and, for int8, scales)
+    this.bytesWritten += 2 * this.rows.length * this.options.numKvHeads * n * (this.options.headDim * this.valueBytes + (this.options.kvDtype === 'int8' ? 4 : 0));
     const b = this.rows.length;
     const nb = this.rows[0]?.length ?? 0;
     const tableBytes = Math.ceil(((2 * b * nb + b) * 4) / 16) * 16;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { MASKED, cloneStore, gatherStoreRows, groupedAttention, mapStores, readStores, type TensorStore } from '@kvt/models';
+import { MASKED, cloneStore, gatherStoreRows, groupedAttention, mapStores, readStores, storeBytes, type TensorStore } from '@kvt/models';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 
 /** Buckets are powers of two: the storage never holds more than 2× the valid length. */
@@ -18,6 +18,8 @@ export class BucketStorage implements KVStorage {
   private bucket = 0;
   /** The bucket grew for this forward pass (its shapes are new: no one-hot write). */
   private grew = false;
+  /** K/V bytes written (see `Cache.bytesWritten`): a decode step's one-hot mix writes the whole bucket three times. */
+  bytesWritten = 0;
   /** Per forward pass: the one-hot row and the mask, shared by every layer. */
   private stepInputs: { onehot: tf.Tensor4D | null; mask: tf.Tensor4D } | null = null;
 
@@ -39,6 +41,7 @@ export class BucketStorage implements KVStorage {
     const next = bucketFor(this.bucket === 0 ? Math.max(needed, this.hint) : needed, this.options.maxLength);
     // grow: pad every layer into the next bucket (the one time shapes change)
     mapStores([this.keys, this.values], (t) => tf.pad(t, [[0, 0], [0, 0], [0, next - this.bucket], [0, 0]]));
+    this.bytesWritten += storeBytes(this.keys, this.values);
     this.bucket = next;
     this.grew = true;
   }
@@ -72,8 +75,11 @@ export class BucketStorage implements KVStorage {
       if (this.bucket > used) parts.push(tf.zeros([at.rows, this.options.numKvHeads, this.bucket - used, this.options.headDim]));
       return tf.concat(parts, 2);
     };
+    const oneHot = !!step.onehot && !!this.keys[layer];
     const K = tf.keep(write(this.keys[layer]!, k));
     const V = tf.keep(write(this.values[layer]!, v));
+    // the mix writes K·(1 − e), k·e and their sum, each the whole bucket; a prefill writes the bucket once
+    this.bytesWritten += (oneHot ? 3 : 1) * 4 * (K.size + V.size);
     this.keys[layer]?.dispose();
     this.values[layer]?.dispose();
     this.keys[layer] = K;
@@ -104,6 +110,7 @@ export class BucketStorage implements KVStorage {
 
   reorder(indices: readonly number[]): void {
     gatherStoreRows([this.keys, this.values], indices);
+    this.bytesWritten += storeBytes(this.keys, this.values);
   }
 
   // truncate: positions ≥ length are masked and overwritten when written again (nothing to do)

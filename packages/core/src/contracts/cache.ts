@@ -43,6 +43,11 @@ export interface Cache {
   readonly blocks?: { readonly inUse: number; readonly shared: number } | undefined;
   /** Most positions this cache will ever hold (the model's positions). */
   readonly maxLength: number;
+  /**
+   * K/V bytes the cache has written since it was created (new rows, growth, copies for a reorder or a fork), where
+   * it counts them: what a step costs in writes (a cache that rewrites its whole storage per step shows it here).
+   */
+  readonly bytesWritten?: number | undefined;
   /** Paged caches: positions per K/V block (rows and forks share whole blocks). */
   readonly blockSize?: number | undefined;
   /** Keep/duplicate/permute sequences: row `i` of the result is row `indices[i]` now. */

@@ -96,6 +96,8 @@ export interface GenerateResult {
     readonly bytes: number;
     readonly capacity: number;
     readonly blocks?: { readonly inUse: number; readonly shared: number };
+    /** K/V bytes the cache wrote (see `Cache.bytesWritten`), where it counts them. */
+    readonly bytesWritten?: number;
   } | null;
 }
 
@@ -209,7 +211,8 @@ export async function* generateStream(
     }
     const cache = session.cache;
     const blocks = cache?.blocks;
-    cacheInfo = cache ? { length: cache.length, bytes: cache.bytes, capacity: cache.capacity, ...(blocks ? { blocks } : {}) } : null;
+    const written = cache?.bytesWritten;
+    cacheInfo = cache ? { length: cache.length, bytes: cache.bytes, capacity: cache.capacity, ...(blocks ? { blocks } : {}), ...(written !== undefined ? { bytesWritten: written } : {}) } : null;
     return finish();
   } finally {
     session.dispose();

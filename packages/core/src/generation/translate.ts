@@ -75,6 +75,8 @@ export interface TranslateResult {
     readonly bytes: number;
     readonly capacity: number;
     readonly crossAttentionBytes: number;
+    /** K/V bytes the self-attention cache wrote (see `Cache.bytesWritten`), where it counts them. */
+    readonly bytesWritten?: number;
   } | null;
 }
 
@@ -203,7 +205,8 @@ export async function* translateStream(
       yield event;
     }
     const c = session.cache;
-    cacheInfo = c ? { length: c.length, bytes: c.bytes, capacity: c.capacity, crossAttentionBytes: c.crossAttentionBytes } : null;
+    const written = c?.bytesWritten;
+    cacheInfo = c ? { length: c.length, bytes: c.bytes, capacity: c.capacity, crossAttentionBytes: c.crossAttentionBytes, ...(written !== undefined ? { bytesWritten: written } : {}) } : null;
     return finish();
   } finally {
     session?.dispose();

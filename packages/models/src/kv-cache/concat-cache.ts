@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KVDtype } from '@kvt/core';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 import { causalPaddingMask } from './attention-mask.js';
-import { cloneStore, gatherStoreRows, mapStores, readStores, type TensorStore } from './tensor-stores.js';
+import { cloneStore, gatherStoreRows, mapStores, readStores, storeBytes, type TensorStore } from './tensor-stores.js';
 import { kvRoundTrip } from './kv-dtype.js';
 
 /**
@@ -28,6 +28,8 @@ export function groupedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
 export class ConcatStorage implements KVStorage {
   private keys: TensorStore;
   private values: TensorStore;
+  /** K/V bytes written (see `Cache.bytesWritten`): every position again on every append. */
+  bytesWritten = 0;
 
   constructor(
     numLayers: number,
@@ -52,6 +54,7 @@ export class ConcatStorage implements KVStorage {
     const oldV = this.values[layer];
     const K = oldK ? tf.concat([oldK, k], 2) : tf.clone(k);
     const V = oldV ? tf.concat([oldV, v], 2) : tf.clone(v);
+    this.bytesWritten += 4 * (K.size + V.size); // the concatenation writes every position again
     oldK?.dispose();
     oldV?.dispose();
     this.keys[layer] = tf.keep(K);
@@ -63,10 +66,12 @@ export class ConcatStorage implements KVStorage {
 
   reorder(indices: readonly number[]): void {
     gatherStoreRows([this.keys, this.values], indices);
+    this.bytesWritten += storeBytes(this.keys, this.values);
   }
 
   truncate(length: number): void {
     mapStores([this.keys, this.values], (t) => (length === 0 ? null : tf.slice(t, [0, 0, 0, 0], [-1, -1, length, -1])));
+    this.bytesWritten += storeBytes(this.keys, this.values);
   }
 
   read(layer: number, length: number): Promise<{ k: Float32Array; v: Float32Array }> {

@@ -48,6 +48,10 @@ export class EncoderDecoderKVCache implements EncoderDecoderCache {
   get bytes() {
     return this.self.bytes + this.crossAttentionBytes;
   }
+  /** The self-attention cache's K/V writes (see `Cache.bytesWritten`); the cross-attention K/V are written once. */
+  get bytesWritten() {
+    return this.self.bytesWritten;
+  }
   get crossAttentionBytes() {
     return (this.crossKV ?? []).reduce((s, c) => s + 4 * (c.k.size + c.v.size), 0);
   }

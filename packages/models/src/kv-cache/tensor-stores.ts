@@ -52,3 +52,8 @@ export async function readStores(keys: TensorStore, values: TensorStore, layer: 
   );
   return { k: k!, v: v! };
 }
+
+/** Bytes of float32 K and V the stores hold (what a copy of them writes). */
+export function storeBytes(keys: TensorStore, values: TensorStore): number {
+  return [...keys, ...values].reduce((sum, t) => sum + 4 * (t?.size ?? 0), 0);
+}
