@@ -85,6 +85,27 @@ function shaderCount(): number | null {
 
 export type MemoryProbe = () => number | null;
 
+/**
+ * K/V bytes the cache writes per greedy decode step, from its own count (`cache.bytesWritten`) between the prefill's
+ * token and the tenth, in a cache made large enough up front (growth is not a step's cost); null for beams, no cache,
+ * encoder-decoders, or a cache that does not count.
+ */
+async function kvBytesPerDecodeStep(built: BuiltModel, spec: RunSpec, inputs: number[][]): Promise<number | null> {
+  const { model } = built;
+  if (model.kind !== 'decoder-only' || spec.cacheMode === 'none' || spec.beams > 1) return null;
+  const steps = 10;
+  const cache = model.createCache({ batchSize: inputs.length, capacityHint: spec.promptTokens + steps, kind: spec.cacheMode });
+  try {
+    const marks: number[] = [];
+    await generate(model, { inputIds: inputs, maxNewTokens: steps, stopTokenIds: [], cache, onToken: () => void marks.push(cache.bytesWritten ?? NaN) });
+    // a token event per row per step: the first batch comes out of the prefill, the last out of decode step steps − 1
+    const [first, last] = [marks[inputs.length - 1], marks[marks.length - 1]];
+    return first === undefined || last === undefined || Number.isNaN(first) ? null : (last - first) / (steps - 1);
+  } finally {
+    cache.dispose();
+  }
+}
+
 /** Runs one spec on an already built model (the backend must be active). */
 export async function measure(built: BuiltModel, spec: RunSpec, loadMs: number, memory: MemoryProbe): Promise<RunRecord> {
   const { model, tokenizer } = built;
@@ -127,10 +148,7 @@ export async function measure(built: BuiltModel, spec: RunSpec, loadMs: number, 
   // dispatches per decode step: a 3-token run less a 1-token run (prefill and sampling alike) is two decode steps
   const kernels = async (n: number) => (await tf.profile(async () => void (await run(n)))).kernels.length;
   const kernelsPerDecodeStep = ((await kernels(3)) - (await kernels(1))) / 2;
-  // K/V bytes written per decode step, the same way, from the cache's own count
-  const written = async (n: number) => (await run(n)).cache?.bytesWritten;
-  const [w3, w1] = [await written(3), await written(1)];
-  const kvBytesWrittenPerStep = w3 !== undefined && w1 !== undefined ? (w3 - w1) / 2 : null;
+  const kvBytesWrittenPerStep = await kvBytesPerDecodeStep(built, spec, inputs);
   // the pipeline's own cost per step: gaps between streamed tokens less the model call that produced each one
   const stamps: number[] = [];
   const timed = await run(Math.min(spec.newTokens, 256), () => void stamps.push(performance.now()), true);
