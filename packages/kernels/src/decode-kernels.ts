@@ -32,18 +32,6 @@ export interface BlockWeight {
 }
 
 /**
- * Uploads rows `[outDim, inDim]` in GGUF's order (quantized, fp16, or the bytes of float32 rows; whole, or in parts
- * of whole rows) as a
- * {@link BlockWeight} in the layout of `rowGroup` (default: linear weights' row groups of four; tables that rows are
- * gathered from take 1).
- *
- * @example
- * ```ts
- * const w = blockWeight(quantizeRows(rows, 2048, 768, 'q8_0'), 'q8_0', 768, 2048);
- * const y = runLinear(x, w); // x [m, 768] → [m, 2048]
- * ```
- */
-/**
  * An int32 tensor of `bytes / 4` values whose bytes `fill` writes: where the active backend keeps them when it offers
  * that (`Backend.tensorFromBytes`: wasm writes into its heap), else into a JavaScript array the backend takes. Large
  * weights so pass through JavaScript at most once.
@@ -61,6 +49,17 @@ export function tensorFromBytes(bytes: number, fill: (out: Uint8Array) => void):
   return tf.tensor1d(values, 'int32');
 }
 
+/**
+ * Uploads rows `[outDim, inDim]` in GGUF's order (quantized, fp16, or the bytes of float32 rows; whole, or in parts
+ * of whole rows) as a {@link BlockWeight} in the layout of `rowGroup` (default: linear weights' row groups of four;
+ * tables that rows are gathered from take 1), grouped straight into the backend's tensor ({@link tensorFromBytes}).
+ *
+ * @example
+ * ```ts
+ * const w = blockWeight(quantizeRows(rows, 2048, 768, 'q8_0'), 'q8_0', 768, 2048);
+ * const y = runLinear(x, w); // x [m, 768] → [m, 2048]
+ * ```
+ */
 export function blockWeight(
   rows: Uint8Array | readonly Uint8Array[],
   format: BlockFormat,

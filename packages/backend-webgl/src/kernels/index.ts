@@ -1,2 +1,2 @@
-// The WebGL package's storage and kernels, without side effects: the WebGPU package uses the same bucket cache.
+// The WebGL package's storage and kernels, without side effects.
 export { BucketKVCache } from './kv-cache.js';

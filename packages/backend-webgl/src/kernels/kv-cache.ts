@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { MathBackendWebGL } from '@tensorflow/tfjs-backend-webgl';
 import { MASKED, cloneStore, gatherStoreRows, groupedAttention, mapStores, readStores, storeBytes, type TensorStore } from '@kvt/models';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
+import { WriteRowProgram } from './write-row-program.js';
 
 /** Buckets are powers of two: the storage never holds more than 2× the valid length. */
 const MIN_BUCKET = 1;
@@ -16,12 +18,10 @@ export class BucketStorage implements KVStorage {
   private keys: TensorStore;
   private values: TensorStore;
   private bucket = 0;
-  /** The bucket grew for this forward pass (its shapes are new: no one-hot write). */
-  private grew = false;
-  /** K/V bytes written (see `Cache.bytesWritten`): a decode step's one-hot mix writes the whole bucket three times. */
+  /** K/V bytes written (see `Cache.bytesWritten`): a decode step rewrites the whole bucket once. */
   bytesWritten = 0;
-  /** Per forward pass: the one-hot row and the mask, shared by every layer. */
-  private stepInputs: { onehot: tf.Tensor4D | null; mask: tf.Tensor4D } | null = null;
+  /** Per forward pass: the mask, shared by every layer. */
+  private stepInputs: { mask: tf.Tensor4D } | null = null;
 
   constructor(
     private readonly options: KVCacheOptions,
@@ -43,7 +43,6 @@ export class BucketStorage implements KVStorage {
     mapStores([this.keys, this.values], (t) => tf.pad(t, [[0, 0], [0, 0], [0, next - this.bucket], [0, 0]]));
     this.bytesWritten += storeBytes(this.keys, this.values);
     this.bucket = next;
-    this.grew = true;
   }
 
   /** Mask [rows, 1, n, bucket]: query i (at start + i) sees keys padding[r] ≤ j ≤ start + i. */
@@ -62,10 +61,10 @@ export class BucketStorage implements KVStorage {
     if (layer === 0) this.beginStep(at, n);
     const step = this.stepInputs!;
     const write = (old: tf.Tensor4D | null, x: tf.Tensor4D): tf.Tensor4D => {
-      if (step.onehot && old) {
-        // decode step: fixed shapes, no new shader programs
-        const oh = step.onehot; // [1, 1, bucket, 1]
-        return tf.add(tf.mul(old, tf.sub(1, oh)), tf.mul(x, oh));
+      if (n === 1 && old) {
+        // decode step: one program per bucket shape (the position is a uniform), no new shader programs per step
+        const out = (tf.backend() as unknown as MathBackendWebGL).runWebGLProgram(new WriteRowProgram(old.shape), [old, x], 'float32', [[start]]);
+        return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor4D;
       }
       // prefill or several tokens: build the bucket once (new shapes only here)
       const parts: tf.Tensor4D[] = [];
@@ -75,11 +74,9 @@ export class BucketStorage implements KVStorage {
       if (this.bucket > used) parts.push(tf.zeros([at.rows, this.options.numKvHeads, this.bucket - used, this.options.headDim]));
       return tf.concat(parts, 2);
     };
-    const oneHot = !!step.onehot && !!this.keys[layer];
     const K = tf.keep(write(this.keys[layer]!, k));
     const V = tf.keep(write(this.values[layer]!, v));
-    // the mix writes K·(1 − e), k·e and their sum, each the whole bucket; a prefill writes the bucket once
-    this.bytesWritten += (oneHot ? 3 : 1) * 4 * (K.size + V.size);
+    this.bytesWritten += 4 * (K.size + V.size); // the whole bucket, once
     this.keys[layer]?.dispose();
     this.values[layer]?.dispose();
     this.keys[layer] = K;
@@ -91,19 +88,11 @@ export class BucketStorage implements KVStorage {
 
   private beginStep(at: WriteContext, n: number): void {
     this.advanced();
-    let onehot: tf.Tensor4D | null = null;
-    if (n === 1 && at.start > 0 && !this.grew) {
-      const data = new Float32Array(this.bucket);
-      data[at.start] = 1;
-      onehot = tf.keep(tf.tensor4d(data, [1, 1, this.bucket, 1]));
-    }
-    this.grew = false;
-    this.stepInputs = { onehot, mask: this.maskFor(at, n) };
+    this.stepInputs = { mask: this.maskFor(at, n) };
   }
 
   advanced(): void {
     if (!this.stepInputs) return;
-    this.stepInputs.onehot?.dispose();
     this.stepInputs.mask.dispose();
     this.stepInputs = null;
   }
@@ -136,13 +125,12 @@ export class BucketStorage implements KVStorage {
 }
 
 /**
- * The KV cache of the GPU backends (`@kvt/backend-webgl`, `@kvt/backend-webgpu`): {@link BucketStorage} in the shared
- * container. Storage tensors
+ * The WebGL backend's KV cache: {@link BucketStorage} in the shared container. Storage tensors
  * `[batch, kvHeads, bucket, headDim]` whose shape stays fixed while the length grows inside a power-of-two bucket, so
- * decode steps reuse the same shader programs (tfjs's WebGL and WebGPU backends compile one program per op and
- * shape). A decode step writes its row with a one-hot position mask, `K' = K·(1 − e_t) + k·e_t` (exact for finite
- * values), and attends over the whole bucket with an additive mask for the positions not yet written (and left
- * padding). A bucket holds at most 2× the valid length; crossing a power of two pads into the next bucket once.
+ * decode steps reuse the same shader programs (tfjs's WebGL backend compiles one program per op and shape). A decode
+ * step writes its row in one pass over the bucket ({@link WriteRowProgram}: the position is a uniform), and attends
+ * over the whole bucket with an additive mask for the positions not yet written (and left padding). A bucket holds at
+ * most 2× the valid length; crossing a power of two pads into the next bucket once.
  *
  * @example
  * ```ts

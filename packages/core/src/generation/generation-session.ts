@@ -6,6 +6,7 @@ import type { GenerationOptions } from './config.js';
 import type { GenerationEvent, TokenEvent } from './events.js';
 import { generateStream, type GenerateResult } from './generate.js';
 import { GENERATION_OPTIONS, rejectUnknownOptions } from './option-names.js';
+import type { PrefixCache } from './prefix-cache.js';
 
 /** How a session keeps its cache: the backend's (default 'auto', as `generate`) or the reference. */
 export type SessionCacheMode = 'auto' | 'backend' | 'concat';
@@ -19,6 +20,12 @@ export interface SessionOptions {
   readonly prefix?: readonly number[];
   /** How the session's cache stores K/V (default 'fp32'; 'fp16' and 'int8' where the backend offers them). */
   readonly kvDtype?: KVDtype;
+  /**
+   * Shares prompt prefixes with other sessions and requests (see `createPrefixCache`): the first turn starts from
+   * the longest held prefix of its ids (a shared system prompt is not computed again) and keeps its own whole blocks
+   * there. The session's cache and kvDtype are then the prefix cache's.
+   */
+  readonly prefixCache?: PrefixCache;
 }
 
 /** One turn: text (with the session's tokenizer) or ids that continue the conversation, and generation options. */
@@ -57,11 +64,18 @@ export class GenerationSession {
   /** @internal use {@link createSession} */
   constructor(
     readonly model: DecoderOnlyModel,
-    readonly cache: Cache,
+    private kvCache: Cache,
     history: readonly number[],
     readonly tokenizer: Tokenizer | undefined,
+    /** Until the first turn: where it may start from and leave its prompt's blocks. */
+    private prefixCache: PrefixCache | undefined = undefined,
   ) {
     this.history = [...history];
+  }
+
+  /** The session's KV cache: one row holding the conversation but at most its last token. */
+  get cache(): Cache {
+    return this.kvCache;
   }
 
   /** Every token of the conversation: those in the cache, then at most one not fed yet (the last generated). */
@@ -99,12 +113,25 @@ export class GenerationSession {
     if (turn.length === 0 && this.cache.length === this.history.length) this.cache.truncate(this.history.length - 1);
     const start = this.cache.length;
     const feed = [...this.history.slice(start), ...turn];
+    // the first turn may start from a prefix another session or request computed: only the rest is fed
+    const shared = this.prefixCache;
+    let reused = 0;
+    if (shared && start === 0) {
+      const acquired = shared.acquire(feed, feed.length + (request.maxNewTokens ?? 0));
+      this.kvCache.dispose();
+      this.kvCache = acquired.cache;
+      reused = acquired.reused;
+    }
     const { prompt: _p, inputIds: _i, onToken: _o, ...options } = request;
     this.busy = true;
     let result: GenerateResult | undefined;
     try {
-      result = yield* generateStream(this.model, { ...options, inputIds: [feed], cache: this.cache, ...(this.tokenizer ? { tokenizer: this.tokenizer } : {}) });
-      return result;
+      result = yield* generateStream(this.model, { ...options, inputIds: [feed.slice(reused)], cache: this.cache, ...(this.tokenizer ? { tokenizer: this.tokenizer } : {}) });
+      if (shared && !shared.disposed) {
+        shared.insert(feed, this.cache);
+        this.prefixCache = undefined;
+      }
+      return reused > 0 ? { ...result, reusedTokens: reused } : result;
     } catch (e) {
       if (AbortedError.isInstance(e)) result = e.partial as GenerateResult;
       throw e;
@@ -117,7 +144,7 @@ export class GenerationSession {
   /** An independent branch: a copy of the cache and the tokens, advanced separately. */
   fork(): GenerationSession {
     this.check();
-    return new GenerationSession(this.model, this.cache.fork(), this.history, this.tokenizer);
+    return new GenerationSession(this.model, this.cache.fork(), this.history, this.tokenizer, this.cache.length === 0 ? this.prefixCache : undefined);
   }
 
   /** Rewinds the conversation to its first `length` tokens (the cache drops what it held past them). */
@@ -185,7 +212,14 @@ export class GenerationSession {
  */
 export function createSession(model: DecoderOnlyModel, options: SessionOptions = {}): GenerationSession {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', options, 'an options object for createSession');
-  rejectUnknownOptions(options, ['tokenizer', 'cache', 'prefix', 'kvDtype'], 'createSession');
+  rejectUnknownOptions(options, ['tokenizer', 'cache', 'prefix', 'kvDtype', 'prefixCache'], 'createSession');
+  const shared = options.prefixCache;
+  if (shared !== undefined) {
+    if (shared === null || typeof shared !== 'object' || typeof (shared as Partial<PrefixCache>).acquire !== 'function' || shared.disposed || shared.model !== model)
+      throw new InvalidOptionError('prefixCache', shared, 'a PrefixCache from createPrefixCache(model) for this model, not disposed');
+    if ((options.cache !== undefined && options.cache !== shared.cacheMode) || (options.kvDtype !== undefined && options.kvDtype !== shared.kvDtype))
+      throw new InvalidOptionError(options.cache !== undefined ? 'cache' : 'kvDtype', options.cache ?? options.kvDtype, "no cache or kvDtype with prefixCache (the session's are the prefix cache's)");
+  }
   if (options.kvDtype !== undefined && !KV_DTYPES.includes(options.kvDtype)) throw new InvalidOptionError('kvDtype', options.kvDtype, "'fp32', 'fp16' or 'int8'");
   if (options.cache !== undefined && !['auto', 'backend', 'concat'].includes(options.cache))
     throw new InvalidOptionError('cache', options.cache, "'auto', 'backend' or 'concat'");
@@ -194,8 +228,9 @@ export function createSession(model: DecoderOnlyModel, options: SessionOptions =
   if (!Array.isArray(prefix) || prefix.some((id) => !Number.isInteger(id) || id < 0 || id >= model.config.vocabSize))
     throw new InvalidOptionError('prefix', options.prefix, `token ids in [0, ${model.config.vocabSize})`);
   if (prefix.length === 0) throw new InvalidInputError('createSession: the model has no BOS token; give options.prefix (at least one id).');
-  const cache = model.createCache({ batchSize: 1, kind: options.cache ?? 'auto', ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}) });
-  return new GenerationSession(model, cache, prefix, options.tokenizer);
+  const [kind, kvDtype] = shared ? [shared.cacheMode, shared.kvDtype] : [options.cache ?? 'auto', options.kvDtype ?? 'fp32'];
+  const cache = model.createCache({ batchSize: 1, kind, ...(kvDtype !== 'fp32' ? { kvDtype } : {}) });
+  return new GenerationSession(model, cache, prefix, options.tokenizer, shared);
 }
 
 /**

@@ -404,7 +404,18 @@ export function describeCacheConformance(o: ConformanceOptions): void {
           expect(got.sequences[0]!.tokens, `case ${i}`).toEqual(want.sequences[0]!.tokens);
           if (got.cache?.blocks && reused > 0) expect(got.cache.blocks.shared, `case ${i}: shared blocks`).toBeGreaterThanOrEqual(reused / bs);
         }
-        expect(prefixCache.stats).toEqual({ hits: 3, misses: 1, reusedTokens: 5 * bs });
+        // a session's first turn starts from the held prefix too, and later turns go on as usual
+        const session = createSession(model, { prefixCache, prefix: [1] });
+        const turn = [...system.slice(1), ...ids(4)];
+        const first = await session.generate({ inputIds: turn, maxNewTokens: 5, stopTokenIds: [] });
+        expect([first.reusedTokens, first.prefillTokens]).toEqual([2 * bs, system.length + 4 - 2 * bs]);
+        const firstWant = await generate(model, { inputIds: [1, ...turn], maxNewTokens: 5, stopTokenIds: [], cache: 'none' });
+        expect(first.sequences[0]!.tokens).toEqual(firstWant.sequences[0]!.tokens);
+        const next = await session.generate({ inputIds: [5], maxNewTokens: 3, stopTokenIds: [] });
+        const nextWant = await generate(model, { inputIds: [1, ...turn, ...firstWant.sequences[0]!.tokens, 5], maxNewTokens: 3, stopTokenIds: [], cache: 'none' });
+        expect(next.sequences[0]!.tokens).toEqual(nextWant.sequences[0]!.tokens);
+        session.dispose();
+        expect(prefixCache.stats).toEqual({ hits: 4, misses: 1, reusedTokens: 7 * bs });
         // every prompt's whole blocks are the system prompt's first one or two: one prefix is held
         expect(prefixCache.size).toBe(1);
       } finally {
