@@ -15,7 +15,7 @@ export {
 export { DecoderOnlyTransformer } from './architectures/decoder-only.js';
 export type { KVCache, KVCacheFactory, KVCacheOptions } from '@kvt/kernels';
 export { ConcatKVCache, ConcatStorage, groupedAttention } from './kv-cache/concat-cache.js';
-export { cloneStore, gatherStoreRows, mapStores, readStores, storeBytes, type TensorStore } from './kv-cache/tensor-stores.js';
+export { bucketFor, cloneStore, disposeStores, gatherStoreRows, mapStores, readStores, storeBytes, type TensorStore } from './kv-cache/tensor-stores.js';
 export { EncoderDecoderKVCache, type CrossKV } from './kv-cache/encoder-decoder-cache.js';
 export { causalPaddingMask, MASKED } from './kv-cache/attention-mask.js';
 export { createKVCache, hasBackendKVCache, type KVCacheKind } from './kv-cache/registry.js';

@@ -30,6 +30,7 @@ export interface KernelExports {
 interface WasmBackendInternals {
   wasm: { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number; _free(ptr: number): void; HEAPU8: Uint8Array };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  disposeData(dataId: object): boolean;
   makeOutput(shape: number[], dtype: 'float32' | 'int32', memoryOffset?: number): tf.TensorInfo;
 }
 
@@ -73,7 +74,12 @@ export class WasmHeap {
   tensorFromBytes(bytes: number, fill: (out: Uint8Array) => void): tf.Tensor1D {
     const info = this.backend.makeOutput([bytes / 4], 'int32');
     const at = this.offset(info);
-    fill(this.u8.subarray(at, at + bytes));
+    try {
+      fill(this.u8.subarray(at, at + bytes));
+    } catch (e) {
+      this.backend.disposeData(info.dataId); // not a tensor yet: freed here, or never
+      throw e;
+    }
     return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor1D;
   }
 

@@ -1,17 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendWebGL } from '@tensorflow/tfjs-backend-webgl';
-import { MASKED, cloneStore, gatherStoreRows, groupedAttention, mapStores, readStores, storeBytes, type TensorStore } from '@kvt/models';
+import { MASKED, bucketFor, cloneStore, disposeStores, gatherStoreRows, groupedAttention, mapStores, readStores, storeBytes, type TensorStore } from '@kvt/models';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 import { WriteRowProgram } from './write-row-program.js';
-
-/** Buckets are powers of two: the storage never holds more than 2× the valid length. */
-const MIN_BUCKET = 1;
-
-const bucketFor = (n: number, max: number) => {
-  let b = MIN_BUCKET;
-  while (b < n) b *= 2;
-  return Math.min(b, Math.max(max, n));
-};
 
 /** The bucket storage: per layer K and V `[rows, kvHeads, bucket, headDim]`, a power of two. */
 export class BucketStorage implements KVStorage {
@@ -118,9 +109,7 @@ export class BucketStorage implements KVStorage {
 
   dispose(): void {
     this.advanced();
-    for (const t of [...this.keys, ...this.values]) t?.dispose();
-    this.keys.fill(null);
-    this.values.fill(null);
+    disposeStores(this.keys, this.values);
   }
 }
 

@@ -1,15 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { gatherStoreRows, mapStores, readStores, type TensorStore } from '@kvt/models';
+import { bucketFor, disposeStores, gatherStoreRows, mapStores, readStores, storeBytes, type TensorStore } from '@kvt/models';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 import { CacheAttentionProgram, WriteRowsProgram } from './programs.js';
-
-/** Buckets are powers of two: the storage never holds more than 2× the valid length. */
-const bucketFor = (n: number, max: number) => {
-  let b = 1;
-  while (b < n) b *= 2;
-  return Math.min(b, Math.max(max, n));
-};
 
 const webgpu = () => tf.backend() as unknown as WebGPUBackend;
 /** A program's own uniforms, in the order its `uniforms` declares them. */
@@ -50,7 +43,7 @@ export class WebGPUStorage implements KVStorage {
     const { numKvHeads: kvh, headDim: hd } = this.options;
     for (const store of [this.keys, this.values])
       for (let l = 0; l < store.length; l++) store[l] ??= tf.keep(tf.zeros([rows, kvh, next, hd]) as tf.Tensor4D);
-    this.bytesWritten += 2 * this.options.numLayers * rows * kvh * next * hd * 4;
+    this.bytesWritten += storeBytes(this.keys, this.values); // the new bucket, padded or zeroed
     this.bucket = next;
   }
 
@@ -87,19 +80,13 @@ export class WebGPUStorage implements KVStorage {
   reorder(indices: readonly number[]): void {
     if (indices.every((i, r) => i === r) && indices.length === this.keys[0]?.shape[0]) return; // identity: free
     gatherStoreRows([this.keys, this.values], indices);
-    this.bytesWritten += this.heldBytes;
+    this.bytesWritten += storeBytes(this.keys, this.values);
   }
 
   // truncate: positions ≥ length are never read, and are written again before they are
 
   read(layer: number, length: number): Promise<{ k: Float32Array; v: Float32Array }> {
     return readStores(this.keys, this.values, layer, length);
-  }
-
-  /** Bytes of K/V held: every layer's K and V buckets. */
-  private get heldBytes(): number {
-    const t = this.keys[0];
-    return t ? 2 * this.options.numLayers * t.size * 4 : 0;
   }
 
   /** A copy of every buffer (tfjs clones share a buffer, and these are written in place). */
@@ -109,15 +96,13 @@ export class WebGPUStorage implements KVStorage {
     copy.keys = dup(this.keys);
     copy.values = dup(this.values);
     copy.bucket = this.bucket;
-    this.bytesWritten += this.heldBytes;
+    this.bytesWritten += storeBytes(this.keys, this.values);
     return copy;
   }
 
   dispose(): void {
     this.advanced();
-    for (const t of [...this.keys, ...this.values]) t?.dispose();
-    this.keys.fill(null);
-    this.values.fill(null);
+    disposeStores(this.keys, this.values);
   }
 }
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KVDtype } from '@kvt/core';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 import { causalPaddingMask } from './attention-mask.js';
-import { cloneStore, gatherStoreRows, mapStores, readStores, storeBytes, type TensorStore } from './tensor-stores.js';
+import { cloneStore, disposeStores, gatherStoreRows, mapStores, readStores, storeBytes, type TensorStore } from './tensor-stores.js';
 import { kvRoundTrip } from './kv-dtype.js';
 
 /**
@@ -86,9 +86,7 @@ export class ConcatStorage implements KVStorage {
   }
 
   dispose(): void {
-    for (const t of [...this.keys, ...this.values]) t?.dispose();
-    this.keys.fill(null);
-    this.values.fill(null);
+    disposeStores(this.keys, this.values);
   }
 }
 

@@ -57,3 +57,21 @@ export async function readStores(keys: TensorStore, values: TensorStore, layer: 
 export function storeBytes(keys: TensorStore, values: TensorStore): number {
   return [...keys, ...values].reduce((sum, t) => sum + 4 * (t?.size ?? 0), 0);
 }
+
+/**
+ * The power-of-two bucket that holds `n` positions, at most `max` (or `n` past it): what the GPU caches size their
+ * fixed-shape storage by, so the storage never holds more than 2× the valid length.
+ */
+export function bucketFor(n: number, max: number): number {
+  let b = 1;
+  while (b < n) b *= 2;
+  return Math.min(b, Math.max(max, n));
+}
+
+/** Disposes every tensor of the stores and empties them. */
+export function disposeStores(...stores: TensorStore[]): void {
+  for (const store of stores) {
+    for (const t of store) t?.dispose();
+    store.fill(null);
+  }
+}
