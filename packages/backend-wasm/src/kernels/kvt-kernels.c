@@ -663,29 +663,97 @@ void cache_write(const float* src, int sr, int sg, int st, const int* tabs, int 
       }
 }
 
+// e^x for four lanes: kvt_expf's operations lane-wise (the same results, bit for bit).
+INLINE v128_t kvt_expf4(v128_t x) {
+  const v128_t under = wasm_f32x4_lt(x, wasm_f32x4_splat(-87.33654f));
+  x = wasm_f32x4_min(x, wasm_f32x4_splat(88.0f));
+  const v128_t n = wasm_f32x4_floor(wasm_f32x4_add(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)), wasm_f32x4_splat(0.5f)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t p = wasm_f32x4_splat(1.9875691500E-4f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.3981999507E-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(8.3334519073E-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(4.1665795894E-2f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.6666665459E-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201E-1f));
+  const v128_t y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r), wasm_f32x4_splat(1.0f));
+  const v128_t pow2n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_v128_andnot(wasm_f32x4_mul(y, pow2n), under);
+}
+
+// [Σ lanes of a, Σ b, Σ c, Σ d] of four f32x4 (pairs added first: a0 + a2 + (a1 + a3)).
+INLINE v128_t f32_lane_sums4(v128_t a, v128_t b, v128_t c, v128_t d) {
+  const v128_t ab = wasm_f32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+  const v128_t cd = wasm_f32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+  return wasm_f32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+// q·K of one position (kr: its stored row), int8 scaled.
+INLINE float key_score(const float* qv, const unsigned char* head, const unsigned char* kr, int slot, usize scales, int hd, int dtype) {
+  if (dtype == KV_F32) return dot(qv, (const float*)kr, hd);
+  v128_t acc = wasm_f32x4_splat(0.0f);
+  for (int i = 0; i < hd; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(qv + i), kv_load4(kr, i, dtype)));
+  const float s = hsum(acc);
+  return dtype == KV_I8 ? s * ((const float*)(head + scales))[slot] : s;
+}
+
 // One (row, head, new position) of attention: softmax(q·K[j]) over j in [start, end), times V, into o; kt/vt: the
-// row's blocks of 2^shift positions, headOff: the head's offset in a block region (hd a multiple of 4 unless float32).
+// row's blocks of 2^shift positions (≥ 16), headOff: the head's offset in a block region. With hd % 4 == 0, positions
+// go four at a time where four consecutive slots share a block: one q load serves four keys, one o update four values.
 INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize headOff, int shift, float* o, int start, int end, int hd,
                        float* scores, int dtype) {
-  const int esize = dtype == KV_F32 ? 4 : dtype == KV_F16 ? 2 : 1, mask = (1 << shift) - 1;
+  const int esize = dtype == KV_F32 ? 4 : dtype == KV_F16 ? 2 : 1, mask = (1 << shift) - 1, row = hd * esize;
   const usize scales = ((usize)1 << shift) * hd; // int8: the block's scales after its values
+  const int grouped = (hd & 3) == 0;
+  // the groups of four: [g0, g1), g0 the first multiple of 4 at or after start
+  const int g0 = grouped ? imin((start + 3) & ~3, end) : end, g1 = grouped ? g0 + ((end - g0) & ~3) : end;
   float mx = -__builtin_inff();
-  for (int j = start; j < end; j++) {
+  for (int j = start; j < g0; j++) {
     const unsigned char* head = kv_head(kt, j, shift, headOff);
-    const unsigned char* kr = head + (usize)(j & mask) * hd * esize;
-    float s;
-    if (dtype == KV_F32) s = dot(qv, (const float*)kr, hd);
-    else {
-      v128_t acc = wasm_f32x4_splat(0.0f);
-      for (int i = 0; i < hd; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(qv + i), kv_load4(kr, i, dtype)));
-      s = hsum(acc);
-      if (dtype == KV_I8) s *= ((const float*)(head + scales))[j & mask];
-    }
+    const float s = key_score(qv, head, head + (usize)(j & mask) * row, j & mask, scales, hd, dtype);
     scores[j] = s;
     if (s > mx) mx = s;
   }
+  v128_t mx4 = wasm_f32x4_splat(-__builtin_inff());
+  for (int j = g0; j < g1; j += 4) {
+    const unsigned char* head = kv_head(kt, j, shift, headOff);
+    const unsigned char* k0 = head + (usize)(j & mask) * row;
+    v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    for (int i = 0; i < hd; i += 4) {
+      const v128_t qi = wasm_v128_load(qv + i);
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(qi, kv_load4(k0, i, dtype)));
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(qi, kv_load4(k0 + row, i, dtype)));
+      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(qi, kv_load4(k0 + 2 * row, i, dtype)));
+      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(qi, kv_load4(k0 + 3 * row, i, dtype)));
+    }
+    v128_t s4 = f32_lane_sums4(a0, a1, a2, a3);
+    if (dtype == KV_I8) s4 = wasm_f32x4_mul(s4, wasm_v128_load((const float*)(head + scales) + (j & mask)));
+    wasm_v128_store(scores + j, s4);
+    mx4 = wasm_f32x4_max(mx4, s4);
+  }
+  for (int j = g1; j < end; j++) {
+    const unsigned char* head = kv_head(kt, j, shift, headOff);
+    const float s = key_score(qv, head, head + (usize)(j & mask) * row, j & mask, scales, hd, dtype);
+    scores[j] = s;
+    if (s > mx) mx = s;
+  }
+  for (int l = 0; l < 4 && g0 < g1; l++) {
+    const float m = l == 0 ? wasm_f32x4_extract_lane(mx4, 0) : l == 1 ? wasm_f32x4_extract_lane(mx4, 1) : l == 2 ? wasm_f32x4_extract_lane(mx4, 2) : wasm_f32x4_extract_lane(mx4, 3);
+    if (m > mx) mx = m;
+  }
+  // e^(s − max), summed in position order
   float sum = 0.0f;
-  for (int j = start; j < end; j++) {
+  int j = start;
+  const v128_t mxv = wasm_f32x4_splat(mx);
+  for (; j + 4 <= end; j += 4) {
+    const v128_t e = kvt_expf4(wasm_f32x4_sub(wasm_v128_load(scores + j), mxv));
+    wasm_v128_store(scores + j, e);
+    sum += wasm_f32x4_extract_lane(e, 0);
+    sum += wasm_f32x4_extract_lane(e, 1);
+    sum += wasm_f32x4_extract_lane(e, 2);
+    sum += wasm_f32x4_extract_lane(e, 3);
+  }
+  for (; j < end; j++) {
     const float e = kvt_expf(scores[j] - mx);
     scores[j] = e;
     sum += e;
@@ -693,8 +761,24 @@ INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize head
   const float inv = 1.0f / sum;
   for (int i = 0; i < hd; i++) o[i] = 0.0f;
   for (int j = start; j < end; j++) {
+    if (j == g0 && g0 < g1) { // the groups of four
+      for (; j < g1; j += 4) {
+        const unsigned char* head = kv_head(vt, j, shift, headOff);
+        const unsigned char* v0 = head + (usize)(j & mask) * row;
+        v128_t p = wasm_f32x4_mul(wasm_v128_load(scores + j), wasm_f32x4_splat(inv));
+        if (dtype == KV_I8) p = wasm_f32x4_mul(p, wasm_v128_load((const float*)(head + scales) + (j & mask)));
+        const v128_t p0 = wasm_i32x4_shuffle(p, p, 0, 0, 0, 0), p1 = wasm_i32x4_shuffle(p, p, 1, 1, 1, 1);
+        const v128_t p2 = wasm_i32x4_shuffle(p, p, 2, 2, 2, 2), p3 = wasm_i32x4_shuffle(p, p, 3, 3, 3, 3);
+        for (int i = 0; i < hd; i += 4) {
+          const v128_t a = wasm_f32x4_add(wasm_f32x4_mul(p0, kv_load4(v0, i, dtype)), wasm_f32x4_mul(p1, kv_load4(v0 + row, i, dtype)));
+          const v128_t b = wasm_f32x4_add(wasm_f32x4_mul(p2, kv_load4(v0 + 2 * row, i, dtype)), wasm_f32x4_mul(p3, kv_load4(v0 + 3 * row, i, dtype)));
+          wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_add(a, b)));
+        }
+      }
+      if (j >= end) break;
+    }
     const unsigned char* head = kv_head(vt, j, shift, headOff);
-    const unsigned char* vr = head + (usize)(j & mask) * hd * esize;
+    const unsigned char* vr = head + (usize)(j & mask) * row;
     const float p = scores[j] * inv * (dtype == KV_I8 ? ((const float*)(head + scales))[j & mask] : 1.0f);
     const v128_t pv = wasm_f32x4_splat(p);
     int i = 0;

@@ -14,6 +14,25 @@ export function argmax(values: ArrayLike<number>): number {
   return best;
 }
 
+/**
+ * Greedy choice over a model's logits row in one pass: the index of the largest value (lowest index on ties), or −1
+ * when some value is NaN or infinite (then {@link firstNonFinite} names it). Reads the row in place (no copy).
+ */
+export function argmaxFinite(values: Float32Array): number {
+  let best = 0;
+  let bestValue = -Infinity;
+  let finite = true;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v > bestValue) {
+      bestValue = v;
+      best = i;
+    }
+    if (v - v !== 0) finite = false; // NaN and ±∞ give NaN
+  }
+  return finite ? best : -1;
+}
+
 /** Draws one index from softmax(logits) with `rng`. */
 export function sampleFromLogits(logits: ArrayLike<number>, rng: Rng): number {
   return new TokenDistribution(Float32Array.from(logits)).sample(rng);

@@ -7,7 +7,7 @@ import type { GenerationEvent, TokenLogprob } from './events.js';
 import { buildLogitsProcessors, logSoftmax, type LogitsProcessor } from './logits-processors.js';
 import { rowLogits, type DecodingStrategy, type StepPlan } from './pipeline.js';
 import { createRng } from './rng.js';
-import { chooseSampler, firstNonFinite, type Sampler } from './sampler.js';
+import { argmaxFinite, chooseSampler, firstNonFinite, type Sampler } from './sampler.js';
 import { SequenceText } from './sequence-text.js';
 import type { FinishReason } from './stopping-criteria.js';
 
@@ -72,11 +72,16 @@ export class SamplingStrategy implements DecodingStrategy {
   private readonly sampler: Sampler;
   private readonly stop: Set<number>;
   private readonly state: RowState[];
+  /** Plain greedy (no processor, warper, score or first-token rule): each row's argmax, read in place. */
+  private readonly plainGreedy: boolean;
 
   constructor(private readonly o: SamplingStrategyOptions) {
     this.config = o.config;
     this.processors = buildLogitsProcessors(o.config);
     this.warpers = buildWarpers(o.config);
+    this.plainGreedy =
+      !o.config.sampling && this.processors.length === 0 && this.warpers.length === 0 && !o.scores && !o.firstToken &&
+      !o.config.logprobs && o.config.topLogprobs === 0;
     this.sampler = chooseSampler(o.config.sampling, createRng(o.config.seed));
     this.stop = new Set(o.config.stopTokenIds);
     this.state = o.rows.map((spec) => ({
@@ -95,25 +100,15 @@ export class SamplingStrategy implements DecodingStrategy {
     const { config } = this;
     const events: GenerationEvent[] = [];
     const next: number[] = [];
-    const reportLogprobs = config.logprobs || config.topLogprobs > 0;
     const elapsedMs = performance.now() - this.o.startedAt;
     this.state.forEach((row, r) => {
       if (row.finishReason) {
         next.push(this.o.padToken);
         return;
       }
-      const scores = rowLogits(logits, r);
-      const bad = firstNonFinite(scores);
-      if (bad >= 0) throw new NumericalError(step, r, scores[bad]!);
-      const modelLogprobs = reportLogprobs ? logSoftmax(scores) : undefined;
-      const context = { history: row.history, promptLength: row.spec.history.length, step };
-      for (const p of this.processors) p(scores, context);
-      const distribution = new TokenDistribution(scores);
-      for (const w of this.warpers) w(distribution);
-      const token = step === 0 && this.o.firstToken ? this.o.firstToken(r, distribution) : this.sampler(distribution);
-      if (scores[token] === -Infinity)
-        throw new InvalidOptionError('logitsProcessors', config.logitsProcessors, `processors that leave some token possible (every token was removed at step ${step})`);
-      if (this.o.scores) row.logProbability += distribution.logProbability(token);
+      const { token, modelLogprobs } = this.plainGreedy
+        ? { token: this.greedyToken(logits, r, step), modelLogprobs: undefined }
+        : this.processedToken(logits, r, row, step);
       row.tokens.push(token);
       row.history.push(token);
       let logprob: number | undefined;
@@ -153,6 +148,36 @@ export class SamplingStrategy implements DecodingStrategy {
       });
     });
     return { events, next, done: this.state.every((s) => s.finishReason !== undefined) };
+  }
+
+  /** Row r's argmax, read in place from the step's logits (a NaN or infinity is a NumericalError). */
+  private greedyToken(logits: Logits, r: number, step: number): number {
+    const start = (r * logits.positions + logits.positions - 1) * logits.vocabSize;
+    const row = logits.data.subarray(start, start + logits.vocabSize);
+    const token = argmaxFinite(row);
+    if (token < 0) throw new NumericalError(step, r, row[firstNonFinite(row)]!);
+    return token;
+  }
+
+  /**
+   * Row r's token through the whole pipeline on a copy of its logits: the model's log-probabilities (when reported),
+   * the processors, the warpers, then the sampler (or the first-token rule).
+   */
+  private processedToken(logits: Logits, r: number, row: RowState, step: number): { token: number; modelLogprobs: Float64Array | undefined } {
+    const { config } = this;
+    const scores = rowLogits(logits, r);
+    const bad = firstNonFinite(scores);
+    if (bad >= 0) throw new NumericalError(step, r, scores[bad]!);
+    const modelLogprobs = config.logprobs || config.topLogprobs > 0 ? logSoftmax(scores) : undefined;
+    const context = { history: row.history, promptLength: row.spec.history.length, step };
+    for (const p of this.processors) p(scores, context);
+    const distribution = new TokenDistribution(scores);
+    for (const w of this.warpers) w(distribution);
+    const token = step === 0 && this.o.firstToken ? this.o.firstToken(r, distribution) : this.sampler(distribution);
+    if (scores[token] === -Infinity)
+      throw new InvalidOptionError('logitsProcessors', config.logitsProcessors, `processors that leave some token possible (every token was removed at step ${step})`);
+    if (this.o.scores) row.logProbability += distribution.logProbability(token);
+    return { token, modelLogprobs };
   }
 
   /** Every row's output; rows not finished (an abort) are marked 'aborted'. */

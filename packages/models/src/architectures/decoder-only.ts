@@ -106,7 +106,7 @@ export abstract class DecoderOnlyTransformer implements DecoderOnlyModel {
         const ids = tf.tensor2d(padded.ids, [b, n], 'int32');
         const positions = tf.tensor2d(positionIds(kv.padding, start, n), [b, n], 'int32');
         const h = this.hidden(ids, positions, kv);
-        const last = all ? h : (tf.slice(h, [0, n - 1, 0], [-1, 1, -1]) as tf.Tensor3D);
+        const last = all || n === 1 ? h : (tf.slice(h, [0, n - 1, 0], [-1, 1, -1]) as tf.Tensor3D);
         return this.project(last);
       });
       kv.advance(n);
