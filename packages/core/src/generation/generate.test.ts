@@ -246,19 +246,21 @@ describe('the pipeline\'s extension points (toy model)', () => {
     expect(r.sequences[0]!.tokens.length).toBeLessThan(100);
   });
 
-  it('non-finite logits are a typed numerical error naming the step', async () => {
+  it('non-finite logits are a typed numerical error naming the step (greedy in place, and through the processors)', async () => {
     const model = createToyDecoderModel({ vocabSize: 11, seed: 1 });
-    let calls = 0;
-    const broken = {
-      ...model,
-      forward: async (...a: Parameters<typeof model.forward>) => {
-        const l = await model.forward(...a);
-        if (++calls === 3) l.data[4] = NaN;
-        return l;
-      },
-    };
-    const err = await generate(broken, { inputIds: [1], maxNewTokens: 10 }).catch((e: unknown) => e);
-    expect(NumericalError.isInstance(err)).toBe(true);
-    expect((err as NumericalError).step).toBe(2);
+    for (const [bad, options] of [[NaN, {}], [Infinity, {}], [-Infinity, {}], [NaN, { temperature: 0.8, seed: 3 }], [Infinity, { repetitionPenalty: 1.2 }]] as const) {
+      let calls = 0;
+      const broken = {
+        ...model,
+        forward: async (...a: Parameters<typeof model.forward>) => {
+          const l = await model.forward(...a);
+          if (++calls === 3) l.data[4] = bad;
+          return l;
+        },
+      };
+      const err = await generate(broken, { inputIds: [1], maxNewTokens: 10, ...options }).catch((e: unknown) => e);
+      expect(NumericalError.isInstance(err), `${bad} ${JSON.stringify(options)}`).toBe(true);
+      expect((err as NumericalError).step).toBe(2);
+    }
   });
 });
