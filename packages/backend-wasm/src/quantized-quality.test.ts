@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { DecoderOnlyModel } from '@kvt/core';
+import { InvalidOptionError, type DecoderOnlyModel } from '@kvt/core';
 import { loadModel } from '@kvt/loaders';
 import { LlamaModel, greedyCommonPrefix, logitsAgreement, randomLlamaParameters, type LlamaConfig } from '@kvt/models';
 import { activate } from './index.js';
@@ -38,6 +38,28 @@ describe('quantized weights on wasm: quality against float32', () => {
       }
     } finally {
       fp32.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('weights a format cannot hold (an fp16 value or a q8_0/q4_0 block scale beyond ±65504) are a typed error at load, naming the weight; nothing is left', () => {
+    const c: LlamaConfig = { architecture: 'llama', vocabSize: 64, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 4, maxPositions: 16, specialTokens: { bos: 1, eos: [2] } };
+    const before = tf.memory().numTensors;
+    for (const [format, value] of [['fp16', 7e4], ['q8_0', 127 * 7e4], ['q4_0', 8 * 7e4]] as const) {
+      const params = randomLlamaParameters(c, 3, { tied: false });
+      params.get('layers.1.up').data[37] = value; // the last layer's: earlier weights are already on the backend
+      let err: unknown;
+      try {
+        LlamaModel.fromParameters(c, params, { weights: format }).dispose();
+      } catch (e) {
+        err = e;
+      }
+      expect(InvalidOptionError.isInstance(err), `${format}: ${String(err)}`).toBe(true);
+      expect(String(err), format).toContain('layers.1.gate');
+      expect(tf.memory().numTensors, format).toBe(before);
+      // just inside the range loads
+      params.get('layers.1.up').data[37] = value / 2;
+      LlamaModel.fromParameters(c, params, { weights: format }).dispose();
     }
     expect(tf.memory().numTensors).toBe(before);
   });

@@ -220,18 +220,17 @@ static inline void store_out(float* y, float v, int accumulate) {
   *y = accumulate ? *y + v : v;
 }
 
-// Four fp16 scales (the first two bytes of blocks at r0…r3 + at) as an f32x4, exactly (subnormals, inf and NaN too).
+// Four finite fp16 scales (the first two bytes of blocks at r0…r3 + at) as an f32x4, exactly (subnormals too): each
+// half lands in the top of its lane, an arithmetic shift by 3 puts its exponent and mantissa where float32's are
+// (bits 28…30, copies of the sign, are cleared), so the bits read as the value × 2^-112. Models reject quantized
+// weights whose scales hold inf or NaN at load (linear-weights.ts).
 INLINE v128_t block_scales4(const unsigned char* r0, const unsigned char* r1, const unsigned char* r2, const unsigned char* r3, usize at) {
   v128_t h = wasm_i32x4_splat(0);
-  h = wasm_v128_load16_lane(r0 + at, h, 0);
-  h = wasm_v128_load16_lane(r1 + at, h, 2);
-  h = wasm_v128_load16_lane(r2 + at, h, 4);
-  h = wasm_v128_load16_lane(r3 + at, h, 6);
-  const v128_t magnitude = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13);
-  const v128_t finite = wasm_f32x4_mul(magnitude, wasm_f32x4_splat(5.192296858534828e+33f)); // × 2^112
-  const v128_t special = wasm_i32x4_eq(wasm_v128_and(h, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
-  const v128_t f = wasm_v128_bitselect(wasm_v128_or(magnitude, wasm_i32x4_splat(0x7f800000)), finite, special);
-  return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+  h = wasm_v128_load16_lane(r0 + at, h, 1);
+  h = wasm_v128_load16_lane(r1 + at, h, 3);
+  h = wasm_v128_load16_lane(r2 + at, h, 5);
+  h = wasm_v128_load16_lane(r3 + at, h, 7);
+  return wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shr(h, 3), wasm_i32x4_splat((int)0x8fffffff)), wasm_f32x4_splat(5.192296858534828e+33f)); // × 2^112
 }
 
 // [Σ lanes of a, Σ b, Σ c, Σ d] of four i32x4.

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError } from '@kvt/core';
-import { BLOCK, LINEAR_ROW_GROUP, blockValues, blockWeight, float32Layout, supportsWeightFormat, type BlockFormat, type BlockWeight, type WeightFormat } from '@kvt/kernels';
+import { BLOCK, LINEAR_ROW_GROUP, blockBytes, blockValues, blockWeight, float32Layout, supportsWeightFormat, type BlockFormat, type BlockWeight, type WeightFormat } from '@kvt/kernels';
 import type { ParameterSet } from './host-tensor.js';
 import { quantizeRows } from './quantize.js';
 
@@ -89,17 +89,24 @@ export class LinearWeights {
   }
 
   /**
-   * Uploads rows in GGUF's order in linear weights' row groups of four (see `RowGroup`). fp16 rows are checked to be
-   * finite first: the kernels widen finite halves only, and a value beyond ±65504 (converted) or an inf or NaN in the
-   * file would otherwise compute silently wrong.
+   * Uploads rows in GGUF's order in linear weights' row groups of four (see `RowGroup`). Halves are checked to be
+   * finite first (fp16 values, q8_0/q4_0 block scales): the kernels widen finite halves only, and a value beyond
+   * ±65504 (converted) or an inf or NaN in the file would otherwise compute silently wrong.
    */
   private upload(parts: readonly Uint8Array[], format: BlockFormat, inDim: number, outDim: number, names: readonly string[]): BlockWeight {
-    if (format === 'fp16')
+    if (format !== 'fp32')
       for (const bytes of parts) {
-        const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-        for (let i = 0; i < halves.length; i++)
-          if ((halves[i]! & 0x7c00) === 0x7c00)
-            throw new InvalidOptionError('weights', 'fp16', `weights within fp16's range (±65504): ${names.join(', ')} holds inf, NaN or a larger value; load it with weights: 'fp32' or 'q8_0'`);
+        // fp16: every half; q8_0, q4_0: the scale opening each block (a half's exponent bits: 0x7c of its high byte)
+        const step = format === 'fp16' ? 2 : blockBytes(format);
+        for (let i = 0; i < bytes.length; i += step)
+          if ((bytes[i + 1]! & 0x7c) === 0x7c)
+            throw new InvalidOptionError(
+              'weights',
+              format,
+              format === 'fp16'
+                ? `weights within fp16's range (±65504): ${names.join(', ')} holds inf, NaN or a larger value; load it with weights: 'fp32' or 'q8_0'`
+                : `${format} blocks with finite scales: ${names.join(', ')} has a block scale of inf or NaN (a weight beyond ${format === 'q8_0' ? '127' : '8'} × 65504, or a damaged file); load it with weights: 'fp32'`,
+            );
       }
     const q = blockWeight(parts, format, inDim, outDim, LINEAR_ROW_GROUP);
     this.keep(q.w);
