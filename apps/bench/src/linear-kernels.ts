@@ -6,7 +6,7 @@
  *
  * @example
  * ```sh
- * pnpm bench:kernels --shape llama-110m --layouts fp32-columns,fp32,fp16,q8_0,q4_0 --out apps/bench/results/x
+ * pnpm bench:kernels --shape llama-110m --layouts fp32-columns,fp32,fp16,q8_0,q4_0,q4_k --out apps/bench/results/x
  * ```
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ const SHAPES: Record<string, { layers: number; matrices: [number, number][]; cla
 
 const program = new Command('bench:kernels')
   .option('--shape <name>', `model shape (${Object.keys(SHAPES).join(', ')})`, 'llama-110m')
-  .option('--layouts <list>', 'fp32-columns (tfjs tensor [in, out]), or rows: fp32, fp16, q8_0, q4_0', 'fp32-columns,fp32,fp16,q8_0,q4_0')
+  .option('--layouts <list>', 'fp32-columns (tfjs tensor [in, out]), or rows: fp32, fp16, q8_0, q4_0, q4_k', 'fp32-columns,fp32,fp16,q8_0,q4_0,q4_k')
   .option('--backend <name>', 'cpu or wasm', 'wasm')
   .option('--repeats <n>', 'timed passes (median reported)', '9')
   .option('--rows <n>', 'input rows of the prefill measurement', '128')
@@ -71,7 +71,7 @@ function pass(x: Map<number, tf.Tensor2D>, ws: Weight[]): void {
 const m = Number(o.rows);
 const rows: { layout: string; decodeMs: number; weightBytes: number; gbPerSecond: number; prefillMs: number; gflops: number }[] = [];
 for (const layout of o.layouts.split(',')) {
-  if (layout !== 'fp32-columns' && shape.matrices.some(([i]) => i % BLOCK !== 0)) continue;
+  if (layout !== 'fp32-columns' && shape.matrices.some(([i]) => i % (layout === 'q4_k' ? 256 : BLOCK) !== 0)) continue;
   const all = [...Array.from({ length: shape.layers }, () => shape.matrices).flat(), shape.classifier];
   const ws = all.map(([i, out]) => weight(i, out, layout));
   const dims = [...new Set(all.map(([i]) => i))];

@@ -5,7 +5,7 @@
  *
  * @example
  * ```sh
- * pnpm bench:quality --models llama-15m,llama-110m --weights q8_0,q4_0 --steps 32 --out apps/bench/results/x
+ * pnpm bench:quality --models llama-15m,llama-110m --weights q8_0,q4_0,q4_k --steps 32 --out apps/bench/results/x
  * ```
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { modelSpec } from './model-zoo.js';
 
 const program = new Command('bench:quality')
   .option('--models <list>', 'decoder-only models of the harness', 'llama-15m,llama-110m')
-  .option('--weights <list>', 'formats to compare with fp32', 'q8_0,q4_0')
+  .option('--weights <list>', 'formats to compare with fp32', 'q8_0,q4_0,q4_k')
   .option('--backend <name>', 'cpu or wasm', 'wasm')
   .option('--steps <n>', 'decode steps compared', '32')
   .option('--out <dir>', 'output folder', 'apps/bench/out/quality')

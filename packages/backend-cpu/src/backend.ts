@@ -14,7 +14,7 @@ import { HostKVCache } from './kernels/kv-cache.js';
  */
 export const cpuBackend: Backend = {
   name: 'cpu',
-  weightFormats: ['fp32', 'fp16', 'q8_0', 'q4_0'],
+  weightFormats: ['fp32', 'fp16', 'q8_0', 'q4_0', 'q4_k'],
   async activate(): Promise<void> {
     tf.env().set('PROD', true); // tfjs-cpu's "install tfjs-node" banner is only silenced in production mode
     await activateTfBackend('cpu');

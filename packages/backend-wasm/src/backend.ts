@@ -28,7 +28,7 @@ const inNode = typeof process !== 'undefined' && !!process.versions?.node;
  */
 export const wasmBackend: Backend<WasmActivateOptions> = {
   name: 'wasm',
-  weightFormats: ['fp32', 'fp16', 'q8_0', 'q4_0'],
+  weightFormats: ['fp32', 'fp16', 'q8_0', 'q4_0', 'q4_k'],
   // rows in groups of four stream at the memory's speed in a decode step (decision 0010)
   float32Layout: 'rows',
   kvDtypes: ['fp32', 'fp16', 'int8'],

@@ -11,5 +11,5 @@ const setup = async () => {
 
 // The same suites as in Node, over the WASM backend's cache, in headless Chromium.
 describeCacheConformance({ backend: 'wasm', cache: 'backend', setup, steps: 32 });
-describeKernelConformance({ backend: 'wasm', setup, tolerance: 1e-5, kernels: ['KvtLinear', 'KvtGatherRows', 'KvtRmsNorm', 'KvtLlamaBlock', 'KvtCacheAttend'], weightFormats: ['q8_0', 'q4_0', 'fp16'] });
+describeKernelConformance({ backend: 'wasm', setup, tolerance: 1e-5, kernels: ['KvtLinear', 'KvtGatherRows', 'KvtRmsNorm', 'KvtLlamaBlock', 'KvtCacheAttend'], weightFormats: ['q8_0', 'q4_0', 'q4_k', 'fp16'] });
 describeRealFixtures({ backend: 'wasm', cache: 'backend', setup, fixture, readText });

@@ -4,37 +4,40 @@
  * `[out, in]` in blocks of 16 floats (64 bytes). The other formats keep GGUF's layouts: rows `[out, in]`, each row
  * blocks of 32 values along `in` — `fp16`: 32 IEEE halves (64 bytes, GGUF's F16); `q8_0`: an fp16 scale and 32 int8
  * (34 bytes); `q4_0`: an fp16 scale and 16 bytes of 4-bit values, value = scale × (nibble − 8) (18 bytes; low nibbles
- * hold values 0…15 of the block, high nibbles 16…31). A weight held as rows lives in an `int32` tensor of its raw
- * bytes (padded to a multiple of 4).
+ * hold values 0…15 of the block, high nibbles 16…31) — or super-blocks of 256 values: `q4_k` (GGUF's Q4_K, 144 bytes):
+ * fp16 `d` and `dmin`, 12 bytes packing eight 6-bit scales `sc` and eight 6-bit mins `m` (one per 32 values), then 128
+ * bytes of nibbles (bytes 32k…32k+31 hold values 64k…64k+31 in their low nibbles, the next 32 in their high ones);
+ * value = d·sc·nibble − dmin·m. A weight held as rows lives in an `int32` tensor of its raw bytes (padded to a
+ * multiple of 4).
  *
  * @example
  * ```ts
  * bytesPerRow('q8_0', 4096); // 4352
  * ```
  */
-export type WeightFormat = 'fp32' | 'fp16' | 'q8_0' | 'q4_0';
+export type WeightFormat = 'fp32' | 'fp16' | 'q8_0' | 'q4_0' | 'q4_k';
 
 /** Every weight format, for option checks. */
-export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'fp16', 'q8_0', 'q4_0'];
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'fp16', 'q8_0', 'q4_0', 'q4_k'];
 
 /** The formats held as blocks of raw bytes (quantized, or half precision). */
-export const QUANTIZED_FORMATS = ['q8_0', 'q4_0', 'fp16'] as const;
+export const QUANTIZED_FORMATS = ['q8_0', 'q4_0', 'q4_k', 'fp16'] as const;
 export type QuantizedFormat = (typeof QUANTIZED_FORMATS)[number];
 
 /** The formats a weight can be held in as rows of blocks (a `BlockWeight`): the quantized ones and float32 rows. */
 export type BlockFormat = QuantizedFormat | 'fp32';
 
-/** Values per quantization block. */
+/** Values per quantization block (q8_0, q4_0, fp16; q4_k's sub-blocks). */
 export const BLOCK = 32;
 
-/** Values per block of a format held as rows: 32 ({@link BLOCK}), or 16 for float32 rows (a cache line). */
+/** Values per block of a format held as rows: 32 ({@link BLOCK}), 256 for q4_k's super-blocks, 16 for float32 rows (a cache line). */
 export function blockValues(format: BlockFormat): number {
-  return format === 'fp32' ? 16 : BLOCK;
+  return format === 'fp32' ? 16 : format === 'q4_k' ? 256 : BLOCK;
 }
 
 /** Bytes of one block. */
 export function blockBytes(format: BlockFormat): number {
-  return format === 'q8_0' ? 34 : format === 'q4_0' ? 18 : 64;
+  return format === 'q8_0' ? 34 : format === 'q4_0' ? 18 : format === 'q4_k' ? 144 : 64;
 }
 
 /** Bytes of one row of `inDim` values (inDim a multiple of the format's block). */
@@ -62,7 +65,7 @@ export const FLOAT32_COLUMNS_CODE = 0;
  * of four); float32 columns take {@link FLOAT32_COLUMNS_CODE}.
  */
 export function formatCode(format: BlockFormat, rowGroup: RowGroup = 1): number {
-  return { fp32: 4, q8_0: 1, q4_0: 2, fp16: 3 }[format] | (rowGroup === 4 ? 16 : 0);
+  return { fp32: 4, q8_0: 1, q4_0: 2, fp16: 3, q4_k: 5 }[format] | (rowGroup === 4 ? 16 : 0);
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * GGUF F16 and Q8_0 tensors: a tiny Llama written as GGUF by this test (an independent writer), loaded by kvt, must
+ * GGUF F16, Q8_0, Q4_0 and Q4_K tensors: a tiny Llama written as GGUF by this test (an independent writer), loaded by kvt, must
  * generate what the same weights — rounded or quantized here, independently — generate when built in memory.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -31,7 +31,7 @@ function fromHalf(h: number): number {
   return h & 0x8000 ? -v : v;
 }
 
-type Kind = 'F16' | 'Q8_0' | 'Q4_0';
+type Kind = 'F16' | 'Q8_0' | 'Q4_0' | 'Q4_K';
 /** Encodes values (row-major, rows of `cols`) and returns the bytes and what they decode to. */
 function encode(data: Float32Array, kind: Kind): { bytes: Uint8Array; decoded: Float32Array } {
   const decoded = new Float32Array(data.length);
@@ -45,6 +45,7 @@ function encode(data: Float32Array, kind: Kind): { bytes: Uint8Array; decoded: F
     });
     return { bytes, decoded };
   }
+  if (kind === 'Q4_K') return encodeQ4K(data);
   const blocks = data.length / 32;
   if (kind === 'Q4_0') {
     // llama.cpp's quantize_row_q4_0_ref: d = (value of largest magnitude) / −8, q = min(15, (int)(x / d + 8.5))
@@ -80,7 +81,49 @@ function encode(data: Float32Array, kind: Kind): { bytes: Uint8Array; decoded: F
   return { bytes, decoded };
 }
 
-/** A minimal GGUF v3 writer: string/u32/f32 metadata, tensors F32 (type 0), F16 (1), Q4_0 (2), Q8_0 (8). */
+/**
+ * Q4_K as GGUF specifies it (144 bytes per 256 values: fp16 d, fp16 dmin, eight 6-bit scales and mins packed in 12
+ * bytes, 128 bytes of nibbles; value = d·scale·q − dmin·min), with this test's own rule: each sub-block of 32 covers
+ * [min(0, lo), hi] with scale and min rounded up to whole steps of d and dmin.
+ */
+function encodeQ4K(data: Float32Array): { bytes: Uint8Array; decoded: Float32Array } {
+  const supers = data.length / 256;
+  const bytes = new Uint8Array(supers * 144);
+  const decoded = new Float32Array(data.length);
+  for (let s = 0; s < supers; s++) {
+    const x = data.subarray(s * 256, (s + 1) * 256);
+    const lo = Array.from({ length: 8 }, (_, j) => Math.min(0, ...x.subarray(32 * j, 32 * j + 32)));
+    const range = Array.from({ length: 8 }, (_, j) => Math.max(...x.subarray(32 * j, 32 * j + 32)) - lo[j]!);
+    const dh = toHalf(Math.max(...range) / 15 / 63);
+    const mh = toHalf(Math.max(...lo.map((v) => -v)) / 63);
+    const d = fromHalf(dh);
+    const dmin = fromHalf(mh);
+    const scale = range.map((r) => (d ? Math.min(63, Math.ceil(r / 15 / d)) : 0));
+    const min = lo.map((v) => (dmin ? Math.min(63, Math.ceil(-v / dmin)) : 0));
+    const at = s * 144;
+    new DataView(bytes.buffer).setUint16(at, dh, true);
+    new DataView(bytes.buffer).setUint16(at + 2, mh, true);
+    // scales and mins of sub-blocks 0…3 in the low 6 bits of bytes 0…3 and 4…7; of 4…7 as nibbles of bytes 8…11,
+    // their top two bits in the high bits of bytes 0…3 (scales) and 4…7 (mins)
+    for (let j = 0; j < 4; j++) {
+      bytes[at + 4 + j] = scale[j]! | ((scale[j + 4]! >> 4) << 6);
+      bytes[at + 8 + j] = min[j]! | ((min[j + 4]! >> 4) << 6);
+      bytes[at + 12 + j] = (scale[j + 4]! & 15) | ((min[j + 4]! & 15) << 4);
+    }
+    for (let j = 0; j < 8; j++) {
+      const step = Math.fround(d * scale[j]!);
+      const offset = Math.fround(dmin * min[j]!);
+      for (let k = 0; k < 32; k++) {
+        const q = step ? Math.max(0, Math.min(15, Math.round((x[32 * j + k]! + offset) / step))) : 0;
+        bytes[at + 16 + 32 * (j >> 1) + k]! |= j % 2 ? q << 4 : q;
+        decoded[s * 256 + 32 * j + k] = Math.fround(Math.fround(step * q) - offset);
+      }
+    }
+  }
+  return { bytes, decoded };
+}
+
+/** A minimal GGUF v3 writer: string/u32/f32 metadata, tensors F32 (type 0), F16 (1), Q4_0 (2), Q8_0 (8), Q4_K (12). */
 function writeGguf(meta: [string, 'u32' | 'f32' | 'str', number | string][], tensors: { name: string; dims: number[]; type: number; bytes: Uint8Array }[]): Uint8Array {
   const parts: number[] = [];
   const u8 = (x: number) => parts.push(x & 0xff);
@@ -124,15 +167,17 @@ function writeGguf(meta: [string, 'u32' | 'f32' | 'str', number | string][], ten
   return out;
 }
 
-describe('GGUF with F16, Q8_0 and Q4_0 tensors', () => {
+describe('GGUF with F16, Q8_0, Q4_0 and Q4_K tensors', () => {
   beforeAll(async () => {
     tf.env().set('IS_TEST', true);
     await tf.setBackend('cpu');
   });
 
-  for (const kind of ['F16', 'Q8_0', 'Q4_0'] as const) {
+  for (const kind of ['F16', 'Q8_0', 'Q4_0', 'Q4_K'] as const) {
     it(`loads ${kind} weights and generates like the same ${kind === 'F16' ? 'rounded' : 'dequantized'} weights in memory`, async () => {
-      const c: LlamaConfig = { architecture: 'llama', vocabSize: 64, hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 64, normEpsilon: 1e-5, specialTokens: { bos: 1, eos: [2] } };
+      // Q4_K rows hold whole super-blocks of 256
+      const [d, F] = kind === 'Q4_K' ? [256, 512] : [64, 96];
+      const c: LlamaConfig = { architecture: 'llama', vocabSize: 64, hiddenSize: d, intermediateSize: F, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 64, normEpsilon: 1e-5, specialTokens: { bos: 1, eos: [2] } };
       const p = randomLlamaParameters(c, 9, { tied: false });
       const memory = new ParameterSet('expected');
       const tensors: { name: string; dims: number[]; type: number; bytes: Uint8Array }[] = [];
@@ -141,7 +186,7 @@ describe('GGUF with F16, Q8_0 and Q4_0 tensors', () => {
         const t = p.get(kvt);
         const stored: HostTensor = linear ? transpose2d(t) : t; // [out, in]
         const enc = quantize ? encode(stored.data, kind) : { bytes: new Uint8Array(stored.data.slice().buffer), decoded: stored.data };
-        tensors.push({ name: gguf, dims: [...stored.shape].reverse(), type: quantize ? { F16: 1, Q4_0: 2, Q8_0: 8 }[kind] : 0, bytes: enc.bytes });
+        tensors.push({ name: gguf, dims: [...stored.shape].reverse(), type: quantize ? { F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12 }[kind] : 0, bytes: enc.bytes });
         const back: HostTensor = { data: enc.decoded, shape: stored.shape };
         memory.set(kvt, linear ? transpose2d(back) : back);
       };
@@ -157,8 +202,8 @@ describe('GGUF with F16, Q8_0 and Q4_0 tensors', () => {
       const bytes = writeGguf(
         [
           ['general.architecture', 'str', 'llama'],
-          ['llama.embedding_length', 'u32', 64],
-          ['llama.feed_forward_length', 'u32', 96],
+          ['llama.embedding_length', 'u32', d],
+          ['llama.feed_forward_length', 'u32', F],
           ['llama.block_count', 'u32', 2],
           ['llama.attention.head_count', 'u32', 4],
           ['llama.attention.head_count_kv', 'u32', 2],

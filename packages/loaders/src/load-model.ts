@@ -56,9 +56,11 @@ export interface LoadModelOptions {
   /** Called while files are read: file name, bytes, which file of the load it is, and where it comes from. */
   readonly onProgress?: ProgressCallback;
   /**
-   * The format of the linear weights on the backend: `'fp32'`, or quantized at load to `'q8_0'` (8-bit, blocks of 32
-   * with an fp16 scale) or `'q4_0'` (4-bit). Default: as stored (a GGUF file's Q8_0/Q4_0 tensors stay quantized). Rows
-   * whose length is not a multiple of 32 stay float32; backends that multiply float32 only get dequantized weights.
+   * The format of the linear weights on the backend: `'fp32'`, `'fp16'`, or quantized at load to `'q8_0'` (8-bit,
+   * blocks of 32 with an fp16 scale), `'q4_0'` (4-bit) or `'q4_k'` (4-bit super-blocks of 256 with 6-bit scales and
+   * mins; rows not a multiple of 256 get q4_0). Default: as stored (a GGUF file's Q8_0/Q4_0/Q4_K tensors stay
+   * quantized). Rows whose length is not a multiple of 32 stay float32; backends that multiply float32 only get
+   * dequantized weights.
    */
   readonly weights?: WeightFormat;
   /**

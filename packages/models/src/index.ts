@@ -24,7 +24,7 @@ export { kvRoundTrip } from './kv-cache/kv-dtype.js';
 export { activate, embed, linear, norm, type Activation, type Linear, type Norm } from './layers/ops.js';
 export { sinusoidalTable, rotaryTables, applyRotary, type PositionSpec, type SinusoidalSpec, type LearnedSpec } from './layers/positions.js';
 export { ParameterSet, hostTensor, transpose2d, type HostTensor } from './weights/host-tensor.js';
-export { dequantize, dequantizeRows, floatToHalf, halfToFloat, quantizeRows, type QuantizedHostTensor } from './weights/quantize.js';
+export { dequantize, dequantizeQ4K, dequantizeRows, floatToHalf, halfToFloat, quantizeRows, type QuantizedHostTensor } from './weights/quantize.js';
 export { greedyCommonPrefix, logitsAgreement, type LogitsAgreement } from './weights/weight-quality.js';
 export { LinearWeights, formatOf, weightBytes, type LinearWeight } from './weights/linear-weights.js';
 export { randomLlamaParameters, randomGpt2Parameters, randomEncoderDecoderParameters } from './weights/random.js';

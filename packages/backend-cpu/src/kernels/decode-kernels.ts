@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { KvtGatherRows, KvtLinear, KvtRmsNorm, blockValues, rowPlacement, type BlockFormat, type GatherRowsAttrs, type LinearAttrs, type RowGroup } from '@kvt/kernels';
-import { halfToFloat } from '@kvt/models';
+import { dequantizeQ4K, halfToFloat } from '@kvt/models';
 
 /** What tfjs-cpu's backend object exposes that these kernels use. */
 interface CpuBackendInternals {
@@ -20,8 +20,12 @@ const bytesOf = (b: CpuBackendInternals, t: tf.TensorInfo) => {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 };
 
-/** The values of a block at `at` (32, or 16 for float32 rows), as float32 into `out`. */
+/** The values of a block at `at` (32; 256 for q4_k, 16 for float32 rows), as float32 into `out`. */
 function block(w: Uint8Array, at: number, format: BlockFormat, out: Float32Array): void {
+  if (format === 'q4_k') {
+    dequantizeQ4K(w, at, out);
+    return;
+  }
   if (format === 'fp32') {
     out.set(new Float32Array(w.buffer.slice(w.byteOffset + at, w.byteOffset + at + 64)));
     return;

@@ -84,11 +84,11 @@ export class WasmHeap {
   }
 
   /**
-   * Bytes of scratch a linear of rows needs for `m` input rows of `inDim`: a quantized one's int16 input and block
-   * scales, or an fp16 one's four weight rows widened to float32.
+   * Bytes of scratch a linear of rows needs for `m` input rows of `inDim`: a quantized one's int16 input, its block
+   * scales and block sums (float32 and int32 per 32 values), or an fp16 one's four weight rows widened to float32.
    */
   static quantizedInputBytes(m: number, inDim: number): number {
-    return Math.ceil(Math.max(m * inDim * 2 + (m * inDim) / 8, 16 * inDim) / 16) * 16 + 16;
+    return Math.ceil(Math.max(m * inDim * 2 + (m * inDim) / 4, 16 * inDim) / 16) * 16 + 16;
   }
 
   /** `bytes` from the heap's allocator, 16-byte aligned. */

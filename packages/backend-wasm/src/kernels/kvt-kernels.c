@@ -131,8 +131,9 @@ void linear(const float* x, const float* w, float* y, int m, int in, int out, in
 // holding values 0…15 and the high ones 16…31, w = d·(nibble − 8) (18 bytes).
 // The input rows are quantized to int16 per block of 32 (scale s = max|x| / 32767, relative error ≤ 1.5e-5), so a
 // block's dot product is integer (i32x4.dot_i16x8_s: no overflow, |q·x| ≤ 127·32767·32 < 2³¹) times d·s in float.
+// Q4_K: super-blocks of 256 (144 bytes, see the Q4_K section below).
 // FMT_F32: float32 [in, out] (kvt's column layout); FMT_F32_ROWS: float32 rows [out, in] in blocks of 16 (64 bytes).
-enum { FMT_F32 = 0, FMT_Q8_0 = 1, FMT_Q4_0 = 2, FMT_F16 = 3, FMT_F32_ROWS = 4 };
+enum { FMT_F32 = 0, FMT_Q8_0 = 1, FMT_Q4_0 = 2, FMT_F16 = 3, FMT_F32_ROWS = 4, FMT_Q4_K = 5 };
 // A quantized weight's format code may carry FMT_GROUP4: its rows are in groups of four whose blocks interleave
 // (block b of rows 4g…4g+3 side by side; the last out % 4 rows one after another), weight-formats.ts's RowGroup 4.
 enum { FMT_GROUP4 = 16, FMT_MASK = 15 };
@@ -145,8 +146,9 @@ static inline float half_to_float(unsigned short h) {
   return (h & 0x8000) ? -f : f;
 }
 
-// xq[t, in] int16 and xs[t, in/32] scales for m rows of x[t, in] (in a multiple of 32).
-static void quantize_i16(const float* x, int m, int in, short* xq, float* xs) {
+// xq[t, in] int16, xs[t, in/32] scales and xsum[t, in/32] (Σ xq per block: Q4_K's mins) for m rows of x[t, in]
+// (in a multiple of 32).
+static void quantize_i16(const float* x, int m, int in, short* xq, float* xs, int* xsum) {
   const int nb = in / 32;
   for (int t = 0; t < m; t++)
     for (int b = 0; b < nb; b++) {
@@ -163,11 +165,14 @@ static void quantize_i16(const float* x, int m, int in, short* xq, float* xs) {
       xs[(usize)t * nb + b] = s;
       short* q = xq + (usize)t * in + b * 32;
       const v128_t k = wasm_f32x4_splat(inv);
+      v128_t sum = wasm_i32x4_splat(0);
       for (int i = 0; i < 32; i += 8) {
         const v128_t lo = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(v + i), k)));
         const v128_t hi = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(v + i + 4), k)));
         wasm_v128_store(q + i, wasm_i16x8_narrow_i32x4(lo, hi));
+        sum = wasm_i32x4_add(sum, wasm_i32x4_add(lo, hi));
       }
+      xsum[(usize)t * nb + b] = wasm_i32x4_extract_lane(sum, 0) + wasm_i32x4_extract_lane(sum, 1) + wasm_i32x4_extract_lane(sum, 2) + wasm_i32x4_extract_lane(sum, 3);
     }
 }
 
@@ -324,6 +329,75 @@ INLINE void matmul_quantized(int fmt, int grouped, const short* xq, const float*
       for (int b = 0; b < nb; b++) a = scaled(a, dot_block(fmt, row + (usize)b * step, q + b * 32), block_scale(row + (usize)b * step) * sc[b]);
       store_out(y + (usize)t * out + o, hsum(a), accumulate);
     }
+  }
+}
+
+// ---- Q4_K (GGUF): super-blocks of 256 values in 144 bytes: fp16 d and dmin, 12 bytes packing eight 6-bit scales sc
+// and eight 6-bit mins m (one each per sub-block of 32), then 128 bytes of nibbles: bytes 32k…32k+31 hold sub-block 2k
+// in their low nibbles and 2k+1 in their high ones. w = d·sc·q − dmin·m, so against the int16 input of a sub-block
+// (xq, its scale xs, xsum = Σ xq): Σ w·x = xs·(d·sc·Σ q·xq − dmin·m·xsum).
+
+// Sub-block j's 6-bit scale and min from the 12 packed bytes (llama.cpp's get_scale_min_k4).
+INLINE void q4k_scale_min(const unsigned char* s, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *m = s[j + 4] & 63;
+  } else {
+    *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+    *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// Σ over one super-block (blk) of w·x for one input row: xq [256], xs [8] and xsum [8] of that stretch of the row.
+INLINE float q4k_block_dot(const unsigned char* blk, const short* xq, const float* xs, const int* xsum) {
+  const float d = block_scale(blk), dmin = block_scale(blk + 2);
+  const unsigned char* q = blk + 16;
+  const v128_t low = wasm_i8x16_splat(0x0f);
+  v128_t acc = wasm_f32x4_splat(0.0f);
+  float mins = 0.0f;
+  for (int k = 0; k < 4; k++, q += 32) {
+    const v128_t a = wasm_v128_load(q), b = wasm_v128_load(q + 16);
+    const v128_t la = wasm_v128_and(a, low), lb = wasm_v128_and(b, low), ha = wasm_u8x16_shr(a, 4), hb = wasm_u8x16_shr(b, 4);
+    const short *x0 = xq + 64 * k, *x1 = x0 + 32;
+    const v128_t d0 = block_dot(wasm_u16x8_extend_low_u8x16(la), wasm_u16x8_extend_high_u8x16(la), wasm_u16x8_extend_low_u8x16(lb),
+                                wasm_u16x8_extend_high_u8x16(lb), wasm_v128_load(x0), wasm_v128_load(x0 + 8), wasm_v128_load(x0 + 16), wasm_v128_load(x0 + 24));
+    const v128_t d1 = block_dot(wasm_u16x8_extend_low_u8x16(ha), wasm_u16x8_extend_high_u8x16(ha), wasm_u16x8_extend_low_u8x16(hb),
+                                wasm_u16x8_extend_high_u8x16(hb), wasm_v128_load(x1), wasm_v128_load(x1 + 8), wasm_v128_load(x1 + 16), wasm_v128_load(x1 + 24));
+    int sc0, m0, sc1, m1;
+    q4k_scale_min(blk + 4, 2 * k, &sc0, &m0);
+    q4k_scale_min(blk + 4, 2 * k + 1, &sc1, &m1);
+    acc = scaled(acc, d0, d * (float)sc0 * xs[2 * k]);
+    acc = scaled(acc, d1, d * (float)sc1 * xs[2 * k + 1]);
+    mins += dmin * (float)m0 * xs[2 * k] * (float)xsum[2 * k] + dmin * (float)m1 * xs[2 * k + 1] * (float)xsum[2 * k + 1];
+  }
+  return hsum(acc) - mins;
+}
+
+// y[t, o] (+)= Σ_in x[t, ·] · W[o, ·] for Q4_K rows W [out, in] (maybe in row groups of four), x already quantized.
+static void linear_q4k(int grouped, const short* xq, const float* xs, const int* xsum, const unsigned char* w, float* y, int m, int in,
+                       int out, int accumulate) {
+  const int nb = in / 256, sub = in / 32;
+  for (int o = 0; o < out; o++) {
+    usize step;
+    const unsigned char* row = row_start(w, o, out, nb, 144, grouped, &step);
+    for (int t = 0; t < m; t++) {
+      const short* q = xq + (usize)t * in;
+      float sum = 0.0f;
+      for (int b = 0; b < nb; b++) sum += q4k_block_dot(row + (usize)b * step, q + b * 256, xs + (usize)t * sub + b * 8, xsum + (usize)t * sub + b * 8);
+      store_out(y + (usize)t * out + o, sum, accumulate);
+    }
+  }
+}
+
+// The 256 values of a Q4_K super-block: d·sc·q − dmin·m (each product rounded to float, as the reference dequantizes).
+static void q4k_dequantize(const unsigned char* blk, float* out) {
+  const float d = block_scale(blk), dmin = block_scale(blk + 2);
+  for (int j = 0; j < 8; j++) {
+    int sc, m;
+    q4k_scale_min(blk + 4, j, &sc, &m);
+    const float step = d * (float)sc, offset = dmin * (float)m;
+    const unsigned char* q = blk + 16 + 32 * (j >> 1);
+    for (int k = 0; k < 32; k++) out[32 * j + k] = step * (float)((j & 1) ? q[k] >> 4 : q[k] & 15) - offset;
   }
 }
 
@@ -515,8 +589,10 @@ static void linear_any(int fmt, const float* x, const void* w, float* y, int m, 
   }
   short* xq = (short*)scratch;
   float* xs = (float*)(xq + (usize)m * in);
-  quantize_i16(x, m, in, xq, xs);
-  linear_quantized(fmt, xq, xs, (const unsigned char*)w, y, m, in, out, accumulate);
+  int* xsum = (int*)(xs + (usize)m * (in / 32));
+  quantize_i16(x, m, in, xq, xs, xsum);
+  if ((fmt & FMT_MASK) == FMT_Q4_K) linear_q4k((fmt & FMT_GROUP4) != 0, xq, xs, xsum, (const unsigned char*)w, y, m, in, out, accumulate);
+  else linear_quantized(fmt, xq, xs, (const unsigned char*)w, y, m, in, out, accumulate);
 }
 
 // y[m, out] (+)= x[m, in] · W (see linear_any); the KvtLinear kernel for quantized weights.
@@ -529,13 +605,17 @@ void linear_q(int fmt, const float* x, const unsigned char* w, float* y, int m, 
 // lookup).
 EXPORT(dequantize_rows)
 void dequantize_rows(int code, const unsigned char* table, const int* ids, int n, int rows, int dim, float* out) {
-  const int fmt = code & FMT_MASK, nb = dim / (fmt == FMT_F32_ROWS ? 16 : 32);
-  const int bytes = fmt == FMT_Q8_0 ? 34 : fmt == FMT_F16 || fmt == FMT_F32_ROWS ? 64 : 18;
+  const int fmt = code & FMT_MASK, nb = dim / (fmt == FMT_F32_ROWS ? 16 : fmt == FMT_Q4_K ? 256 : 32);
+  const int bytes = fmt == FMT_Q8_0 ? 34 : fmt == FMT_F16 || fmt == FMT_F32_ROWS ? 64 : fmt == FMT_Q4_K ? 144 : 18;
   for (int t = 0; t < n; t++) {
     usize step;
     const unsigned char* row = row_start(table, ids[t], rows, nb, bytes, (code & FMT_GROUP4) != 0, &step);
     for (int b = 0; b < nb; b++) {
       const unsigned char* blk = row + (usize)b * step;
+      if (fmt == FMT_Q4_K) {
+        q4k_dequantize(blk, out + (usize)t * dim + b * 256);
+        continue;
+      }
       if (fmt == FMT_F32_ROWS) {
         const float* f = (const float*)blk;
         for (int i = 0; i < 16; i++) out[(usize)t * dim + b * 16 + i] = f[i];

@@ -100,6 +100,8 @@ const ROW_MAJOR_TYPES = ['llama', 'marian', 'bart', 'mbart'];
 
 function quantizeHuggingFace(input: string, output: string, weights: WeightFormat): QuantizeReport {
   const config = JSON.parse(readFileSync(join(input, 'config.json'), 'utf8')) as { model_type?: string };
+  if (weights === 'q4_k')
+    throw new UnsupportedError("kvt quantize writes q4_k as GGUF (llama2.c and GGUF inputs); for a Hugging Face folder use --weights q8_0 or q4_0, or load it with --weights q4_k to quantize at load.");
   if (weights !== 'fp32' && !ROW_MAJOR_TYPES.includes(String(config.model_type)))
     throw new UnsupportedError(
       `kvt quantize writes quantized safetensors for ${ROW_MAJOR_TYPES.join(', ')} models; this is ${String(config.model_type)}. Load it with --weights ${weights} to quantize at load.`,

@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '@kvt/core';
-import { BLOCK, WEIGHT_FORMATS, type WeightFormat } from '@kvt/kernels';
+import { BLOCK, WEIGHT_FORMATS, blockValues, type WeightFormat } from '@kvt/kernels';
 import { quantizeRows, type LlamaConfig, type ParameterSet, type QuantizedHostTensor } from '@kvt/models';
 import type { ScoreBpeTokenizer } from '../tokenizers/score-bpe.js';
 
@@ -15,11 +15,11 @@ export type GgufEntry =
 export interface GgufTensorOut {
   readonly name: string;
   readonly dims: readonly number[];
-  readonly type: 'F32' | 'F16' | 'Q8_0' | 'Q4_0';
+  readonly type: 'F32' | 'F16' | 'Q8_0' | 'Q4_0' | 'Q4_K';
   readonly bytes: Uint8Array;
 }
 
-const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
+const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12 } as const;
 const VALUE_TYPE = { u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9 } as const;
 const ALIGNMENT = 32;
 
@@ -85,15 +85,16 @@ export function writeGguf(metadata: readonly GgufEntry[], tensors: readonly Gguf
 }
 
 /** ggml's LLAMA_FTYPE of a file whose matrices are in `format`. */
-const FILE_TYPE: Record<WeightFormat, number> = { fp32: 0, fp16: 1, q4_0: 2, q8_0: 7 };
+// llama.cpp's llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q4_0, MOSTLY_Q8_0, MOSTLY_Q4_K_S
+const FILE_TYPE: Record<WeightFormat, number> = { fp32: 0, fp16: 1, q4_0: 2, q8_0: 7, q4_k: 14 };
 /** The ggml tensor type of each stored format. */
-const TENSOR_TYPE = { fp16: 'F16', q8_0: 'Q8_0', q4_0: 'Q4_0' } as const;
+const TENSOR_TYPE = { fp16: 'F16', q8_0: 'Q8_0', q4_0: 'Q4_0', q4_k: 'Q4_K' } as const;
 
 /**
  * A Llama model's parameters (kvt's layout, e.g. from `parseLlama2cCheckpoint`, `llamaFromGguf` or a Hugging Face
  * folder) as a GGUF file in llama.cpp's layout: `llama.*` hyperparameters, `token_embd` / `blk.N.*` / `output*`
- * tensors with matrices as rows `[out, in]` in `format` (F32, F16, Q8_0, Q4_0; rows whose length is not a multiple of 32 stay F32; the
- * norms are F32), and the SentencePiece-style tokenizer (`tokenizer.ggml.*`) when given. Checkpoints with rotary
+ * tensors with matrices as rows `[out, in]` in `format` (F32, F16, Q8_0, Q4_0, Q4_K; rows whose length is not a
+ * multiple of 32 stay F32, Q4_K rows that are not a multiple of 256 are written Q4_0; the norms are F32), and the SentencePiece-style tokenizer (`tokenizer.ggml.*`) when given. Checkpoints with rotary
  * halves (`ropeStyle: 'half'`, Hugging Face) get their q/k rows permuted to llama.cpp's interleaved pairs, as its
  * converter does. kvt's GGUF loader and llama.cpp read the result.
  *
@@ -113,8 +114,9 @@ export function llamaToGguf(config: LlamaConfig, params: ParameterSet, format: W
     tensors.push({ name, dims: [n], type: 'F32', bytes: new Uint8Array(params.take(kvt, [n]).data.slice().buffer) });
   /** rows [out, in] (row-major) in the file's format */
   const rows = (name: string, data: Float32Array, out: number, inDim: number) => {
-    if (format === 'fp32' || inDim % BLOCK !== 0) tensors.push({ name, dims: [inDim, out], type: 'F32', bytes: new Uint8Array(data.slice().buffer) });
-    else tensors.push({ name, dims: [inDim, out], type: TENSOR_TYPE[format], bytes: quantizeRows(data, out, inDim, format) });
+    const f = format === 'q4_k' && inDim % blockValues('q4_k') !== 0 ? 'q4_0' : format;
+    if (f === 'fp32' || inDim % BLOCK !== 0) tensors.push({ name, dims: [inDim, out], type: 'F32', bytes: new Uint8Array(data.slice().buffer) });
+    else tensors.push({ name, dims: [inDim, out], type: TENSOR_TYPE[f], bytes: quantizeRows(data, out, inDim, f) });
   };
   /** A linear weight `[in, out]` in kvt's layout, written as its rows; `heads`: permute rotary halves to pairs. */
   const linear = (name: string, kvt: string, inDim: number, out: number, heads?: number) => {

@@ -1,4 +1,5 @@
 import { ModelFormatError, UnsupportedError } from '@kvt/core';
+import { blockBytes, blockValues } from '@kvt/kernels';
 import { ParameterSet, dequantizeRows, hostTensor, transpose2d, type HostTensor, type LlamaConfig, type QuantizedHostTensor } from '@kvt/models';
 import { BinaryReader, checkRanges, elementCount, float16ToFloat32, float32From, bfloat16ToFloat32 } from '../bytes/binary-reader.js';
 import { ScoreBpeTokenizer } from '../tokenizers/score-bpe.js';
@@ -26,8 +27,10 @@ export interface GgufFile {
   readonly file: string;
 }
 
-const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
-const TYPE_NAMES: Record<number, string> = { 0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 30: 'BF16' };
+const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, BF16: 30 } as const;
+const TYPE_NAMES: Record<number, string> = { 0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K', 30: 'BF16' };
+/** kvt's format of each quantized ggml type it keeps as stored. */
+const QUANTIZED: Partial<Record<number, 'q8_0' | 'q4_0' | 'q4_k'>> = { [GGML.Q8_0]: 'q8_0', [GGML.Q4_0]: 'q4_0', [GGML.Q4_K]: 'q4_k' };
 
 function tensorBytes(type: number, n: number, name: string, file: string): number {
   switch (type) {
@@ -38,11 +41,14 @@ function tensorBytes(type: number, n: number, name: string, file: string): numbe
       return 2 * n;
     case GGML.Q8_0:
     case GGML.Q4_0:
-      if (n % 32 !== 0) throw new ModelFormatError(file, `${TYPE_NAMES[type]} tensor ${name} has ${n} elements, not a multiple of 32`);
-      return (n / 32) * (type === GGML.Q8_0 ? 34 : 18);
+    case GGML.Q4_K: {
+      const format = QUANTIZED[type]!;
+      if (n % blockValues(format) !== 0) throw new ModelFormatError(file, `${TYPE_NAMES[type]} tensor ${name} has ${n} elements, not a multiple of ${blockValues(format)}`);
+      return (n / blockValues(format)) * blockBytes(format);
+    }
     default:
       throw new UnsupportedError(
-        `${file}: tensor ${name} has ggml type ${TYPE_NAMES[type] ?? type}; kvt reads F32, F16, BF16, Q8_0 and Q4_0. Convert the model (llama.cpp's quantize with q8_0, q4_0 or f16).`,
+        `${file}: tensor ${name} has ggml type ${TYPE_NAMES[type] ?? type}; kvt reads F32, F16, BF16, Q8_0, Q4_0 and Q4_K. Convert the model (llama.cpp's quantize with q8_0, q4_0, q4_k_s or f16).`,
       );
   }
 }
@@ -142,18 +148,22 @@ export function readGgufTensor(g: GgufFile, t: GgufTensorInfo): HostTensor {
 }
 
 /**
- * A 2-D Q8_0, Q4_0 or F16 tensor as stored (rows `dims[1]` of `dims[0]` values; `transposed`: kvt holds the parameter
- * as the transpose, a Linear weight `[in, out]`), or undefined for other types and F16 rows that are not blocks of 32.
+ * A 2-D Q8_0, Q4_0, Q4_K or F16 tensor as stored (rows `dims[1]` of `dims[0]` values; `transposed`: kvt holds the
+ * parameter as the transpose, a Linear weight `[in, out]`), or undefined for other types and F16 rows that are not
+ * blocks of 32.
  */
 export function quantizedTensor(g: GgufFile, t: GgufTensorInfo, transposed: boolean): QuantizedHostTensor | undefined {
   if (t.type === GGML.F16 && t.dims.length <= 2 && t.dims[0]! % 32 === 0) {
     const bytes = g.bytes.subarray(g.dataOffset + t.offset, g.dataOffset + t.offset + t.byteLength);
     return { format: 'fp16', bytes, rows: t.dims[1] ?? 1, cols: t.dims[0]!, transposed };
   }
-  if (t.type !== GGML.Q8_0 && t.type !== GGML.Q4_0) return undefined;
+  const format = QUANTIZED[t.type];
+  if (!format) return undefined;
   if (t.dims.length > 2 || t.dims.slice(2).some((d) => d !== 1)) throw new ModelFormatError(g.file, `quantized tensor ${t.name} is not 2-D`);
+  if (t.dims[0]! % blockValues(format) !== 0)
+    throw new ModelFormatError(g.file, `${TYPE_NAMES[t.type]} tensor ${t.name} has rows of ${t.dims[0]} values, not whole blocks of ${blockValues(format)}`);
   const bytes = g.bytes.subarray(g.dataOffset + t.offset, g.dataOffset + t.offset + t.byteLength);
-  return { format: t.type === GGML.Q8_0 ? 'q8_0' : 'q4_0', bytes, rows: t.dims[1] ?? 1, cols: t.dims[0]!, transposed };
+  return { format, bytes, rows: t.dims[1] ?? 1, cols: t.dims[0]!, transposed };
 }
 
 function meta(g: GgufFile, key: string, kind: 'number' | 'string'): number | string {

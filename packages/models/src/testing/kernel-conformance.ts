@@ -21,6 +21,7 @@ import {
   registeredBackend,
   hasKernel,
   LINEAR_ROW_GROUP,
+  blockValues,
   blockWeight,
   runGatherRows,
   runLinear,
@@ -207,8 +208,10 @@ export function describeKernelConformance(o: KernelConformanceOptions): void {
     for (const format of rowFormats) {
       it(`${format} rows: KvtLinear equals dequantize-then-multiply over odd sizes and every block edge; KvtGatherRows the dequantized rows`, () => {
         const rng = createRng(15);
-        // rows m: a tile of four and tails; in: one block, several, an odd count; out: odd counts
-        for (const [m, inDim, out] of [[1, 32, 1], [1, 64, 7], [1, 64, 8], [3, 96, 5], [4, 32, 33], [5, 288, 30], [9, 160, 21], [1, 256, 101], [2, 128, 12]]) {
+        // rows m: a tile of four and tails; in: one block, several, an odd count (q4_k: as many super-blocks of 256);
+        // out: odd counts
+        const perBlock = blockValues(format) === 256 ? 8 : 1;
+        for (const [m, inDim, out] of [[1, 32, 1], [1, 64, 7], [1, 64, 8], [3, 96, 5], [4, 32, 33], [5, 288, 30], [9, 160, 21], [1, 256, 101], [2, 128, 12]].map(([a, b, c]) => [a!, b! * perBlock, c!])) {
           const rows = Float32Array.from({ length: out! * inDim! }, () => (rng.next() * 2 - 1) * (rng.next() < 0.02 ? 8 : 1));
           const bytes = format === 'fp32' ? new Uint8Array(rows.buffer) : quantizeRows(rows, out!, inDim!, format);
           // a table (rows one after another) and a linear weight (rows in interleaved groups of four)

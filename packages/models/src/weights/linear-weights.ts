@@ -20,11 +20,12 @@ export function weightBytes(w: LinearWeight): number {
 const warned = new Set<string>();
 
 /**
- * Uploads an architecture's linear weights in the format asked for: `fp32`, `fp16`, `q8_0` or `q4_0` (rows converted
- * at load, or kept as a file stored them), or, with no format given, as stored (quantized entries stay quantized).
- * Float32 weights are kvt's columns `[in, out]`, or rows in groups of four where the backend multiplies those faster
- * ({@link float32Layout}). Rows whose length is not a multiple of 32 stay float32 columns; where the active backend
- * cannot multiply a format, the weights are dequantized to float32 and a warning says so.
+ * Uploads an architecture's linear weights in the format asked for: `fp32`, `fp16`, `q8_0`, `q4_0` or `q4_k` (rows
+ * converted at load, or kept as a file stored them), or, with no format given, as stored (quantized entries stay
+ * quantized). Float32 weights are kvt's columns `[in, out]`, or rows in groups of four where the backend multiplies
+ * those faster ({@link float32Layout}). Rows whose length is not a multiple of 32 stay float32 columns, and `q4_k` rows
+ * that are not a multiple of 256 become `q4_0` (llama.cpp's quantize also falls back for them); where the active
+ * backend cannot multiply a format, the weights are dequantized to float32 and a warning says so.
  *
  * @example
  * ```ts
@@ -43,14 +44,15 @@ export class LinearWeights {
   /** The format a group of weights with rows of `inDim` values gets: float32 columns, or rows of a format. */
   private target(names: readonly string[], inDim: number): BlockFormat | 'columns' {
     const stored = names.map((n) => this.p.quantized(n)?.format);
-    const wanted: WeightFormat = this.format ?? (stored.every((f) => f !== undefined && f === stored[0]) ? stored[0]! : 'fp32');
+    const asked: WeightFormat = this.format ?? (stored.every((f) => f !== undefined && f === stored[0]) ? stored[0]! : 'fp32');
+    const wanted: WeightFormat = asked === 'q4_k' && inDim % blockValues('q4_k') !== 0 ? 'q4_0' : asked;
     if (wanted === 'fp32' || inDim % BLOCK !== 0) return float32Layout() === 'rows' && inDim % blockValues('fp32') === 0 ? 'fp32' : 'columns';
     if (!supportsWeightFormat(wanted)) {
       const backend = tf.getBackend();
       if (!warned.has(backend + wanted))
         console.warn(
           `kvt: the ${backend} backend, as registered, multiplies float32 weights only; ${wanted} weights were dequantized to float32 at load. ` +
-            '@kvt/backend-wasm and @kvt/backend-cpu multiply q8_0 and q4_0 as stored.',
+            '@kvt/backend-wasm and @kvt/backend-cpu multiply q8_0, q4_0, q4_k and fp16 as stored.',
         );
       warned.add(backend + wanted);
       return 'columns';
@@ -96,16 +98,17 @@ export class LinearWeights {
   private upload(parts: readonly Uint8Array[], format: BlockFormat, inDim: number, outDim: number, names: readonly string[]): BlockWeight {
     if (format !== 'fp32')
       for (const bytes of parts) {
-        // fp16: every half; q8_0, q4_0: the scale opening each block (a half's exponent bits: 0x7c of its high byte)
+        // fp16: every half; q8_0, q4_0: the scale opening each block; q4_k: d and dmin (a half's exponent bits: 0x7c of its high byte)
         const step = format === 'fp16' ? 2 : blockBytes(format);
+        const inf = (i: number) => (bytes[i + 1]! & 0x7c) === 0x7c;
         for (let i = 0; i < bytes.length; i += step)
-          if ((bytes[i + 1]! & 0x7c) === 0x7c)
+          if (inf(i) || (format === 'q4_k' && inf(i + 2)))
             throw new InvalidOptionError(
               'weights',
               format,
               format === 'fp16'
                 ? `weights within fp16's range (±65504): ${names.join(', ')} holds inf, NaN or a larger value; load it with weights: 'fp32' or 'q8_0'`
-                : `${format} blocks with finite scales: ${names.join(', ')} has a block scale of inf or NaN (a weight beyond ${format === 'q8_0' ? '127' : '8'} × 65504, or a damaged file); load it with weights: 'fp32'`,
+                : `${format} blocks with finite scales: ${names.join(', ')} has a block scale of inf or NaN (weights beyond what ${format}'s fp16 scales reach, or a damaged file); load it with weights: 'fp32'`,
             );
       }
     const q = blockWeight(parts, format, inDim, outDim, LINEAR_ROW_GROUP);

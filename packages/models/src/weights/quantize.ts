@@ -1,5 +1,5 @@
 import { InvalidOptionError, ShapeMismatchError } from '@kvt/core';
-import { BLOCK, blockBytes, bytesPerRow, type QuantizedFormat } from '@kvt/kernels';
+import { BLOCK, blockBytes, blockValues, bytesPerRow, type QuantizedFormat } from '@kvt/kernels';
 import type { HostTensor } from './host-tensor.js';
 
 /**
@@ -56,9 +56,10 @@ export function halfToFloat(h: number): number {
 }
 
 /**
- * Quantizes a row-major matrix `[rows, cols]` (cols a multiple of 32) as llama.cpp's reference quantizers do, in
- * float32 arithmetic: Q8_0 blocks take d = max|x| / 127, q = roundf(x · (1/d)); Q4_0 blocks take the value of largest
- * magnitude m, d = m / −8, q = min(15, (int)(x · (1/d) + 8.5)). `fp16` rounds each value to the nearest half.
+ * Quantizes a row-major matrix `[rows, cols]` (cols a multiple of the format's block: 32, or 256 for q4_k) as
+ * llama.cpp's reference quantizers do, in float32 arithmetic: Q8_0 blocks take d = max|x| / 127, q = roundf(x · (1/d));
+ * Q4_0 blocks take the value of largest magnitude m, d = m / −8, q = min(15, (int)(x · (1/d) + 8.5)). `fp16` rounds
+ * each value to the nearest half. Q4_K: see {@link quantizeQ4K}.
  *
  * @example
  * ```ts
@@ -66,7 +67,8 @@ export function halfToFloat(h: number): number {
  * ```
  */
 export function quantizeRows(data: Float32Array, rows: number, cols: number, format: QuantizedFormat): Uint8Array {
-  if (cols % BLOCK !== 0) throw new InvalidOptionError('weights', format, `rows of a multiple of ${BLOCK} values (these have ${cols})`);
+  const values = blockValues(format);
+  if (cols % values !== 0) throw new InvalidOptionError('weights', format, `rows of a multiple of ${values} values (these have ${cols})`);
   if (data.length !== rows * cols) throw new ShapeMismatchError('quantizeRows', [rows, cols], [data.length]);
   const out = new Uint8Array(rows * bytesPerRow(format, cols));
   const view = new DataView(out.buffer);
@@ -74,6 +76,10 @@ export function quantizeRows(data: Float32Array, rows: number, cols: number, for
   let at = 0;
   if (format === 'fp16') {
     data.forEach((v, i) => view.setUint16(2 * i, floatToHalf(v), true));
+    return out;
+  }
+  if (format === 'q4_k') {
+    for (let i = 0; i < data.length; i += 256, at += size) quantizeQ4K(data.subarray(i, i + 256), out.subarray(at, at + size));
     return out;
   }
   for (let i = 0; i < data.length; i += BLOCK, at += size) {
@@ -101,6 +107,79 @@ export function quantizeRows(data: Float32Array, rows: number, cols: number, for
   return out;
 }
 
+/**
+ * One Q4_K super-block (256 values → 144 bytes, layout in `WeightFormat`). Each sub-block of 32 maps [min(0, lo), hi]
+ * onto the nibbles 0…15 (scale (hi − min) / 15, min stored as its magnitude); the eight scales and eight mins are
+ * quantized to 6 bits against d = max scale / 63 and dmin = max min / 63 (fp16), and every value is then rounded with
+ * the scale and min it decodes with. (llama.cpp's quantizer also searches each sub-block's scale and min; kvt keeps
+ * Q4_K files as stored and quantizes at load with this simpler rule.)
+ */
+function quantizeQ4K(x: Float32Array, out: Uint8Array): void {
+  const scales = new Float32Array(8);
+  const mins = new Float32Array(8);
+  for (let j = 0; j < 8; j++) {
+    let lo = 0;
+    let hi = -Infinity;
+    for (let k = 0; k < 32; k++) {
+      const v = x[32 * j + k]!;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    scales[j] = Math.fround((hi - lo) / 15);
+    mins[j] = -lo;
+  }
+  const dh = floatToHalf(Math.fround(Math.max(...scales) / 63));
+  const mh = floatToHalf(Math.fround(Math.max(...mins) / 63));
+  const [d, dmin] = [halfToFloat(dh), halfToFloat(mh)];
+  out[0] = dh & 255;
+  out[1] = dh >> 8;
+  out[2] = mh & 255;
+  out[3] = mh >> 8;
+  const sc = scales.map((v) => (d > 0 ? Math.min(63, Math.round(v / d)) : 0));
+  const m = mins.map((v) => (dmin > 0 ? Math.min(63, Math.round(v / dmin)) : 0));
+  const packed = out.subarray(4, 16);
+  packed.fill(0);
+  for (let j = 0; j < 8; j++) {
+    if (j < 4) {
+      packed[j] = sc[j]!;
+      packed[j + 4] = m[j]!;
+    } else {
+      packed[j + 4] = (sc[j]! & 15) | ((m[j]! & 15) << 4);
+      packed[j - 4]! |= (sc[j]! >> 4) << 6;
+      packed[j]! |= (m[j]! >> 4) << 6;
+    }
+  }
+  for (let j = 0; j < 8; j++) {
+    const step = Math.fround(d * sc[j]!);
+    const offset = Math.fround(dmin * m[j]!);
+    for (let k = 0; k < 32; k++) {
+      const q = step > 0 ? Math.max(0, Math.min(15, Math.round((x[32 * j + k]! + offset) / step))) : 0;
+      // sub-block j: bytes 32·⌊j/2⌋…, low nibbles for even j, high for odd
+      const at = 16 + 32 * (j >> 1) + k;
+      out[at] = j & 1 ? (out[at]! & 15) | (q << 4) : (out[at]! & 0xf0) | q;
+    }
+  }
+}
+
+/** Q4_K's 6-bit scale and min of sub-block j (0…7) from the 12 packed bytes at `at` (llama.cpp's get_scale_min_k4). */
+function q4kScaleMin(bytes: Uint8Array, at: number, j: number): [scale: number, min: number] {
+  if (j < 4) return [bytes[at + j]! & 63, bytes[at + j + 4]! & 63];
+  return [(bytes[at + j + 4]! & 15) | ((bytes[at + j - 4]! >> 6) << 4), (bytes[at + j + 4]! >> 4) | ((bytes[at + j]! >> 6) << 4)];
+}
+
+/** The 256 values of the Q4_K super-block at `at` into `out` (from `to`): d·sc·q − dmin·m, in float32 arithmetic. */
+export function dequantizeQ4K(bytes: Uint8Array, at: number, out: Float32Array, to = 0): void {
+  const d = halfToFloat(bytes[at]! | (bytes[at + 1]! << 8));
+  const dmin = halfToFloat(bytes[at + 2]! | (bytes[at + 3]! << 8));
+  for (let j = 0; j < 8; j++) {
+    const [sc, m] = q4kScaleMin(bytes, at + 4, j);
+    const step = Math.fround(d * sc);
+    const offset = Math.fround(dmin * m);
+    const q = at + 16 + 32 * (j >> 1);
+    for (let k = 0; k < 32; k++) out[to + 32 * j + k] = Math.fround(step * (j & 1 ? bytes[q + k]! >> 4 : bytes[q + k]! & 15)) - offset;
+  }
+}
+
 /** C's roundf: halves away from zero. */
 const roundHalfAway = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
 
@@ -111,6 +190,10 @@ export function dequantizeRows(bytes: Uint8Array, rows: number, cols: number, fo
   const size = blockBytes(format);
   if (format === 'fp16') {
     for (let i = 0; i < out.length; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+    return out;
+  }
+  if (format === 'q4_k') {
+    for (let b = 0, at = 0; b < out.length; b += 256, at += size) dequantizeQ4K(bytes, at, out, b);
     return out;
   }
   for (let b = 0, at = 0; b < out.length; b += BLOCK, at += size) {
