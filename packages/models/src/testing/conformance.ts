@@ -230,12 +230,12 @@ export function describeCacheConformance(o: ConformanceOptions): void {
     }
 
     it('quantized weights (the formats the backend multiplies): cached logits equal an uncached forward at every step', async () => {
-      // rows of 32 and 64 values are quantized; the FFN's down projection (rows of 48) stays float32
-      const config: LlamaConfig = {
-        architecture: 'llama', vocabSize: 61, hiddenSize: 64, intermediateSize: 48, numLayers: 2, numHeads: 4, numKvHeads: 2,
-        maxPositions: 160, specialTokens: { bos: 1, eos: [2], pad: 0 },
-      };
       for (const format of QUANTIZED_FORMATS.filter((f) => supportsWeightFormat(f, o.backend))) {
+        // rows of 64 values (q4_k: 256, whole super-blocks) are quantized; the FFN's down projection (rows of 48) stays float32
+        const config: LlamaConfig = {
+          architecture: 'llama', vocabSize: 61, hiddenSize: format === 'q4_k' ? 256 : 64, intermediateSize: 48, numLayers: 2, numHeads: 4, numKvHeads: 2,
+          maxPositions: 160, specialTokens: { bos: 1, eos: [2], pad: 0 },
+        };
         const model = LlamaModel.fromParameters(config, randomLlamaParameters(config, 31, { tied: true }), { weights: format });
         try {
           expect(model.weightBytes[format], `${format} weights held`).toBeGreaterThan(0);
@@ -265,14 +265,15 @@ export function describeCacheConformance(o: ConformanceOptions): void {
     });
 
     it('quantized weights: logits (prefill and 6 cached steps) equal the same model built from the dequantized weights in float32', async () => {
-      // every linear weight quantized (rows of 64 and 96 values), a vocabulary of 61 rows (a tail after the row groups
-      // of four), tied (the embedding table is the output projection) and untied
-      const config: LlamaConfig = {
-        architecture: 'llama', vocabSize: 61, hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2,
-        maxPositions: 160, specialTokens: { bos: 1, eos: [2], pad: 0 },
-      };
+      // every linear weight quantized (rows of 64 and 96 values; q4_k: 256 and 512, whole super-blocks), a vocabulary
+      // of 61 rows (a tail after the row groups of four), tied (the embedding table is the output projection) and untied
       for (const format of QUANTIZED_FORMATS.filter((f) => supportsWeightFormat(f, o.backend)))
         for (const tied of [true, false]) {
+          const wide = format === 'q4_k';
+          const config: LlamaConfig = {
+            architecture: 'llama', vocabSize: 61, hiddenSize: wide ? 256 : 64, intermediateSize: wide ? 512 : 96, numLayers: 2, numHeads: 4, numKvHeads: 2,
+            maxPositions: 160, specialTokens: { bos: 1, eos: [2], pad: 0 },
+          };
           const quantized = LlamaModel.fromParameters(config, randomLlamaParameters(config, 33, { tied }), { weights: format });
           const reference = LlamaModel.fromParameters(config, dequantizedLlamaParameters(randomLlamaParameters(config, 33, { tied }), config, format));
           try {

@@ -1,11 +1,12 @@
-import { BLOCK, type QuantizedFormat } from '@kvt/kernels';
+import { BLOCK, blockValues, type QuantizedFormat } from '@kvt/kernels';
 import type { LlamaConfig } from '../architectures/llama.js';
 import { ParameterSet, hostTensor, transpose2d } from '../weights/host-tensor.js';
 import { dequantizeRows, quantizeRows } from '../weights/quantize.js';
 
 /**
  * The float32 values a Llama model built with `{ weights: format }` multiplies: each linear weight whose rows hold a
- * multiple of 32 values quantized by rows and dequantized, and a tied embedding (the output projection's rows) too.
+ * multiple of 32 values quantized by rows and dequantized (q4_k: rows not a multiple of 256 as q4_0), and a tied
+ * embedding (the output projection's rows) too.
  * A model built from these is the float32 reference of the quantized one: they differ by float rounding only.
  *
  * @example
@@ -15,7 +16,11 @@ import { dequantizeRows, quantizeRows } from '../weights/quantize.js';
  */
 export function dequantizedLlamaParameters(p: ParameterSet, c: LlamaConfig, format: QuantizedFormat): ParameterSet {
   const out = new ParameterSet(`${p.source}, ${format} round trip`);
-  const roundTrip = (rows: Float32Array, n: number, cols: number) => dequantizeRows(quantizeRows(rows, n, cols, format), n, cols, format);
+  // q4_k rows that are not whole super-blocks are q4_0 (as LinearWeights holds them)
+  const roundTrip = (rows: Float32Array, n: number, cols: number) => {
+    const f = format === 'q4_k' && cols % blockValues('q4_k') !== 0 ? 'q4_0' : format;
+    return dequantizeRows(quantizeRows(rows, n, cols, f), n, cols, f);
+  };
   const linear = new Set(['output']);
   for (let i = 0; i < c.numLayers; i++) for (const w of ['q', 'k', 'v', 'o', 'gate', 'up', 'down']) linear.add(`layers.${i}.${w}`);
   for (const name of p.names()) {
