@@ -38,7 +38,7 @@ for (const pkg of readdirSync(root)) {
         '--target=wasm32', '-O3', '-msimd128', '-nostdlib', '-ffreestanding', '-fno-builtin', ...v.flags,
         '-Wl,--no-entry', '-Wl,--import-memory', '-Wl,--strip-all', '-Wl,--gc-sections', '-o', wasm, join(dir, file),
       ]);
-      const disassembly = execFileSync('llvm-objdump', ['-d', '-h', wasm], { encoding: 'utf8' });
+      const disassembly = execFileSync('llvm-objdump', ['-d', '-h', wasm], { encoding: 'utf8', maxBuffer: 64 << 20 });
       if (/global\.(get|set)/.test(disassembly)) throw new Error(`${file}: uses a global (the C stack?): keep arrays off the stack`);
       if (/\bDATA\b/.test(disassembly)) throw new Error(`${file}: has a data segment: no static data in kernels`);
       const bytes = readFileSync(wasm);
