@@ -92,8 +92,8 @@ export class LinearWeights {
 
   /**
    * Uploads rows in GGUF's order in linear weights' row groups of four (see `RowGroup`). Halves are checked to be
-   * finite first (fp16 values, q8_0/q4_0 block scales, q4_k d and dmin): the kernels widen finite halves only, and a value beyond
-   * ±65504 (converted) or an inf or NaN in the file would otherwise compute silently wrong.
+   * finite first (fp16 values, q8_0/q4_0 block scales, q4_k's d and dmin): the kernels widen finite halves only, and
+   * a value beyond ±65504 (converted) or an inf or NaN in the file would otherwise compute silently wrong.
    */
   private upload(parts: readonly Uint8Array[], format: BlockFormat, inDim: number, outDim: number, names: readonly string[]): BlockWeight {
     if (format !== 'fp32')
