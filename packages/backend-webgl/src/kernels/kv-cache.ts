@@ -3,13 +3,17 @@ import type { MathBackendWebGL } from '@tensorflow/tfjs-backend-webgl';
 import { MASKED, bucketFor, cloneStore, disposeStores, gatherStoreRows, groupedAttention, mapStores, readStores, storeBytes, type TensorStore } from '@kvt/models';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 import { WriteRowProgram } from './write-row-program.js';
+import { writeRowInPlace } from './write-rows-in-place.js';
 
 /** The bucket storage: per layer K and V `[rows, kvHeads, bucket, headDim]`, a power of two. */
 export class BucketStorage implements KVStorage {
   private keys: TensorStore;
   private values: TensorStore;
   private bucket = 0;
-  /** K/V bytes written (see `Cache.bytesWritten`): a decode step rewrites the whole bucket once. */
+  /**
+   * K/V bytes written (see `Cache.bytesWritten`): a decode step writes the texel row of its position in place (2
+   * positions per row and head), or, where the texture cannot be written in place, the whole bucket once.
+   */
   bytesWritten = 0;
   /** Per forward pass: the mask, shared by every layer. */
   private stepInputs: { mask: tf.Tensor4D } | null = null;
@@ -65,14 +69,19 @@ export class BucketStorage implements KVStorage {
       if (this.bucket > used) parts.push(tf.zeros([at.rows, this.options.numKvHeads, this.bucket - used, this.options.headDim]));
       return tf.concat(parts, 2);
     };
-    const K = tf.keep(write(this.keys[layer]!, k));
-    const V = tf.keep(write(this.values[layer]!, v));
-    this.bytesWritten += 4 * (K.size + V.size); // the whole bucket, once
-    this.keys[layer]?.dispose();
-    this.values[layer]?.dispose();
-    this.keys[layer] = K;
-    this.values[layer] = V;
-    const out = groupedAttention(q, K, V, step.mask);
+    for (const [store, x] of [[this.keys, k], [this.values, v]] as const) {
+      const old = store[layer] ?? null;
+      // a decode step: the new row into the cache's own texture (2 positions per row and head), where it can
+      if (n === 1 && old && writeRowInPlace(old, x, start)) {
+        this.bytesWritten += 4 * 2 * 2 * at.rows * this.options.numKvHeads * this.options.headDim; // the texel row, rendered then copied
+        continue;
+      }
+      const next = tf.keep(write(old, x));
+      this.bytesWritten += 4 * next.size; // the whole bucket, once
+      old?.dispose();
+      store[layer] = next;
+    }
+    const out = groupedAttention(q, this.keys[layer]!, this.values[layer]!, step.mask);
     if (layer === this.options.numLayers - 1) this.advanced();
     return out;
   }
@@ -117,8 +126,11 @@ export class BucketStorage implements KVStorage {
  * The WebGL backend's KV cache: {@link BucketStorage} in the shared container. Storage tensors
  * `[batch, kvHeads, bucket, headDim]` whose shape stays fixed while the length grows inside a power-of-two bucket, so
  * decode steps reuse the same shader programs (tfjs's WebGL backend compiles one program per op and shape). A decode
- * step writes its row in one pass over the bucket ({@link WriteRowProgram}: the position is a uniform), and attends
- * over the whole bucket with an additive mask for the positions not yet written (and left padding). A bucket holds at
+ * step writes its row into the cache's texture in place ({@link writeRowInPlace}: the packed texel row holding the
+ * position, rendered then copied; bytes written per step do not grow with the bucket), or, where the texture is
+ * shared or not on the GPU, in one pass over the bucket into a new tensor ({@link WriteRowProgram}); the position is
+ * a uniform in both. It attends over the whole bucket with an additive mask for the positions not yet written (and
+ * left padding). A bucket holds at
  * most 2× the valid length; crossing a power of two pads into the next bucket once.
  *
  * @example
