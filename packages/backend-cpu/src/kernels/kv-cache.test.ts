@@ -57,4 +57,40 @@ describe('HostKVCache kernels', () => {
       expect(tf.memory().numTensors).toBe(before);
     });
   }
+
+  it('a reorder of the same rows writes only the rows whose source changes (identity: nothing), and attends like the reference', () => {
+    const before = tf.memory().numTensors;
+    const options = { numLayers: 2, batchSize: 3, numKvHeads: 2, headDim: 8, maxLength: 64, capacityHint: 32 };
+    const host = new HostKVCache(options);
+    const reference = new ConcatKVCache(options);
+    const rng = createRng(9);
+    const step = (n: number) => {
+      const outs: Float32Array[][] = [[], []];
+      for (let layer = 0; layer < 2; layer++) {
+        const [q, k, v] = [random([3, 4, n, 8], rng), random([3, 2, n, 8], rng), random([3, 2, n, 8], rng)];
+        [host, reference].forEach((c, i) => {
+          const out = tf.tidy(() => c.attend(layer, q, k, v));
+          outs[i]!.push(out.dataSync() as Float32Array);
+          out.dispose();
+        });
+        tf.dispose([q, k, v]);
+      }
+      host.advance(n);
+      reference.advance(n);
+      outs[0]!.forEach((x, i) => x.forEach((value, j) => expect(Math.abs(value - outs[1]![i]![j]!)).toBeLessThan(1e-5)));
+    };
+    step(6);
+    step(1);
+    for (const [indices, rowsWritten] of [[[0, 1, 2], 0], [[0, 2, 2], 1], [[1, 0, 2], 2]] as const) {
+      const rowBytes = 2 * options.numLayers * options.numKvHeads * host.length * options.headDim * 4; // K and V of one row
+      const written = host.bytesWritten!;
+      host.reorder(indices);
+      reference.reorder(indices);
+      expect(host.bytesWritten! - written, `[${indices.join(', ')}]`).toBe(rowsWritten * rowBytes);
+      step(1);
+    }
+    host.dispose();
+    reference.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

@@ -47,7 +47,10 @@ interface Layout {
 export class HostStorage implements KVStorage {
   private layout: Layout;
   private cap: number;
-  /** K/V bytes written (see `Cache.bytesWritten`): new rows, and every held position on growth or a reorder. */
+  /**
+   * K/V bytes written (see `Cache.bytesWritten`): new rows; every held position on growth or a reorder that changes
+   * the number of rows; the rows whose source changes on any other reorder.
+   */
   bytesWritten = 0;
 
   constructor(
@@ -209,8 +212,29 @@ export class HostStorage implements KVStorage {
   }
 
   reorder(indices: readonly number[], length: number, rows: number): void {
-    if (indices.length === rows && indices.every((i, r) => i === r)) return; // beams kept in place: nothing moves
-    this.relayout(indices, this.cap, length);
+    if (indices.length !== rows) {
+      this.relayout(indices, this.cap, length); // more or fewer rows: a new layout
+      return;
+    }
+    // the same rows: only those whose source changes are written (beams kept in place move nothing); their sources
+    // are copied out first, since a source may be a row that is overwritten
+    const changed = indices.flatMap((src, dst) => (src === dst ? [] : [dst]));
+    if (changed.length === 0) return;
+    const { numKvHeads: kvh, headDim: hd, numLayers } = this.options;
+    const span = length * hd;
+    const { f32 } = this.layout;
+    const held = new Float32Array(changed.length * kvh * span);
+    const at = (base: number, r: number, h: number) => base / 4 + (r * kvh + h) * this.cap * hd;
+    for (let l = 0; l < numLayers; l++)
+      for (const base of [this.layout.k[l]!, this.layout.v[l]!]) {
+        changed.forEach((dst, i) => {
+          for (let h = 0; h < kvh; h++) held.set(f32.subarray(at(base, indices[dst]!, h), at(base, indices[dst]!, h) + span), (i * kvh + h) * span);
+        });
+        changed.forEach((dst, i) => {
+          for (let h = 0; h < kvh; h++) f32.set(held.subarray((i * kvh + h) * span, (i * kvh + h + 1) * span), at(base, dst, h));
+        });
+      }
+    this.bytesWritten += 8 * numLayers * changed.length * kvh * span;
   }
 
   fork(_length: number, rows: number): HostStorage {
