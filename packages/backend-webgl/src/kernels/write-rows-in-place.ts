@@ -44,6 +44,8 @@ interface TexData {
 }
 
 const readFramebuffers = new WeakMap<WebGLRenderingContext, WebGLFramebuffer>();
+/** Per context: whether its first in-place copy raised no GL error (a context that cannot copy these textures). */
+const copyWorks = new WeakMap<WebGLRenderingContext, boolean>();
 
 /**
  * Writes a decode step's row `[rows, kvHeads, 1, headDim]` at `position` into the cache tensor `[rows, kvHeads, bucket,
@@ -51,7 +53,8 @@ const readFramebuffers = new WeakMap<WebGLRenderingContext, WebGLFramebuffer>();
  * and head), and `copyTexSubImage2D` copies it into the cache's own texture, one texel row per row and head. Bytes
  * written per step: 2 × 2 positions per row and head, whatever the bucket. Returns false, having written nothing, where
  * the cache is not a packed texture of tfjs's `[rows · kvHeads · bucket, headDim]` layout held by this tensor alone
- * (a clone shares it; a read moved it to the CPU): the caller then writes a new tensor.
+ * (a clone shares it; a read moved it to the CPU), or on a context whose first copy raised a GL error: the caller then
+ * writes a new tensor.
  */
 export function writeRowInPlace(cache: tf.Tensor4D, row: tf.Tensor4D, position: number): boolean {
   const backend = tf.backend() as unknown as MathBackendWebGL & { texData: { get(id: object): TexData } };
@@ -65,6 +68,9 @@ export function writeRowInPlace(cache: tf.Tensor4D, row: tf.Tensor4D, position: 
     const pair = backend.texData.get(pairInfo.dataId);
     if (!pair.isPacked || !pair.texture || pair.texShape?.[0] !== R * H * 2 || pair.texShape[1] !== D) return false;
     const gl = backend.gpgpu.gl;
+    if (copyWorks.get(gl) === false) return false;
+    const first = !copyWorks.has(gl);
+    if (first) while (gl.getError() !== gl.NO_ERROR); // earlier errors are not this copy's
     let fbo = readFramebuffers.get(gl);
     if (!fbo) {
       fbo = gl.createFramebuffer()!;
@@ -79,7 +85,9 @@ export function writeRowInPlace(cache: tf.Tensor4D, row: tf.Tensor4D, position: 
     gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, null, 0);
     gl.bindTexture(gl.TEXTURE_2D, boundTexture);
     gl.bindFramebuffer(gl.FRAMEBUFFER, backend.gpgpu.framebuffer);
-    return true;
+    // the first copy on a context is checked once (a failed copy writes nothing: the caller then writes a new tensor)
+    if (first) copyWorks.set(gl, gl.getError() === gl.NO_ERROR);
+    return copyWorks.get(gl)!;
   } finally {
     backend.disposeIntermediateTensorInfo(pairInfo);
   }
