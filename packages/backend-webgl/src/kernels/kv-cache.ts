@@ -58,7 +58,7 @@ export class BucketStorage implements KVStorage {
     const write = (old: tf.Tensor4D | null, x: tf.Tensor4D): tf.Tensor4D => {
       if (n === 1 && old) {
         // decode step: one program per bucket shape (the position is a uniform), no new shader programs per step
-        const out = (tf.backend() as unknown as MathBackendWebGL).runWebGLProgram(new WriteRowProgram(old.shape), [old, x], 'float32', [[start]]);
+        const out = (tf.backend() as unknown as MathBackendWebGL).runWebGLProgram(new WriteRowProgram(old.shape), [old, x], 'float32', [[0], [start]]);
         return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor4D;
       }
       // prefill or several tokens: build the bucket once (new shapes only here)
@@ -130,8 +130,7 @@ export class BucketStorage implements KVStorage {
  * position, rendered then copied; bytes written per step do not grow with the bucket), or, where the texture is
  * shared or not on the GPU, in one pass over the bucket into a new tensor ({@link WriteRowProgram}); the position is
  * a uniform in both. It attends over the whole bucket with an additive mask for the positions not yet written (and
- * left padding). A bucket holds at
- * most 2× the valid length; crossing a power of two pads into the next bucket once.
+ * left padding). A bucket holds at most 2× the valid length; crossing a power of two pads into the next bucket once.
  *
  * @example
  * ```ts

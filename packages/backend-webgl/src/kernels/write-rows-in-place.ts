@@ -1,38 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { GPGPUProgram, MathBackendWebGL } from '@tensorflow/tfjs-backend-webgl';
-
-/**
- * The packed texel row that holds a decode step's position, for every row and head: positions (first, first + 1),
- * first = position rounded down to even, taken from the cache with `position` replaced by the new row. Output
- * `[rows, kvHeads, 2, headDim]`; the position is a uniform, so one program serves every step.
- */
-export class PositionPairProgram implements GPGPUProgram {
-  // (not 'row': tfjs's sampler functions take a parameter of that name)
-  readonly variableNames = ['cache', 'newRow'];
-  readonly packedInputs = true;
-  readonly packedOutput = true;
-  readonly customUniforms = [{ name: 'position', type: 'int' as const }];
-  readonly outputShape: number[];
-  // a packed texel holds positions (p, p + 1) × dimensions (d, d + 1): .xy is position p, .zw position p + 1
-  readonly userCode = `
-    void main() {
-      ivec4 c = getOutputCoords();
-      int first = position / 2 * 2;
-      vec4 pair = getCache(c.x, c.y, first, c.w);
-      vec4 written = getNewRow(c.x, c.y, 0, c.w);
-      if (position == first) {
-        pair.xy = written.xy;
-      } else {
-        pair.zw = written.xy;
-      }
-      setOutput(pair);
-    }
-  `;
-
-  constructor(rows: number, kvHeads: number, headDim: number) {
-    this.outputShape = [rows, kvHeads, 2, headDim];
-  }
-}
+import type { MathBackendWebGL } from '@tensorflow/tfjs-backend-webgl';
+import { WriteRowProgram } from './write-row-program.js';
 
 /** What tfjs-webgl keeps per tensor that the in-place write reads (`MathBackendWebGL.texData`). */
 interface TexData {
@@ -49,7 +17,7 @@ const copyWorks = new WeakMap<WebGLRenderingContext, boolean>();
 
 /**
  * Writes a decode step's row `[rows, kvHeads, 1, headDim]` at `position` into the cache tensor `[rows, kvHeads, bucket,
- * headDim]` in place: {@link PositionPairProgram} renders the texel row holding the position (2 positions per row
+ * headDim]` in place: {@link WriteRowProgram} renders the texel row holding the position (2 positions per row
  * and head), and `copyTexSubImage2D` copies it into the cache's own texture, one texel row per row and head. Bytes
  * written per step: 2 × 2 positions per row and head, whatever the bucket. Returns false, having written nothing, where
  * the cache is not a packed texture of tfjs's `[rows · kvHeads · bucket, headDim]` layout held by this tensor alone
@@ -63,7 +31,8 @@ export function writeRowInPlace(cache: tf.Tensor4D, row: tf.Tensor4D, position: 
   const data = backend.texData.get(cache.dataId);
   const texShape = data.texShape ?? [];
   if (!data.isPacked || !data.texture || data.values != null || data.refCount !== 1 || texShape[0] !== R * H * B || texShape[1] !== D) return false;
-  const pairInfo = backend.runWebGLProgram(new PositionPairProgram(R, H, D), [cache, row], 'float32', [[position]], true);
+  const pairShape = [R, H, 2, D]; // the texel row: positions (first, first + 1), first = the position rounded down to even
+  const pairInfo = backend.runWebGLProgram(new WriteRowProgram(pairShape), [cache, row], 'float32', [[position & ~1], [position]], true);
   try {
     const pair = backend.texData.get(pairInfo.dataId);
     if (!pair.isPacked || !pair.texture || pair.texShape?.[0] !== R * H * 2 || pair.texShape[1] !== D) return false;
