@@ -75,23 +75,35 @@ describe.skipIf(!existsSync(stories))('K/V stored as int8 and fp16 on wasm: qual
           `(×${pplRatio.toFixed(4)}); mean |Δlogit| ${(delta / got.logits.length).toExponential(2)}`,
       );
       expect(Math.abs(pplRatio - 1), report.at(-1)).toBeLessThanOrEqual(0.01);
-      // fp16 follows float32 all the way; int8 (8 values per scale on this model) drifts at near ties, measured 60 of
-      // 200 on average (decision 0011): bounded here so a regression shows
-      expect(mean, report.at(-1)).toBeGreaterThanOrEqual(kvDtype === 'fp16' ? 190 : 40);
-      expect(delta / got.logits.length, report.at(-1)).toBeLessThanOrEqual(kvDtype === 'fp16' ? 0.01 : 0.15);
+      // fp16 follows float32 all the way; int8 (the block being filled kept as fp16, keys less their offsets) is asked
+      // to follow for 100 of 200 on average (decision 0011 has the measurements)
+      expect(mean, report.at(-1)).toBeGreaterThanOrEqual(kvDtype === 'fp16' ? 190 : 100);
+      expect(delta / got.logits.length, report.at(-1)).toBeLessThanOrEqual(kvDtype === 'fp16' ? 0.01 : 0.1);
     }
+    // the wasm kernels store what the reference cache stores: the same int8 continuation token for token
+    const request = { inputIds: encode(PROMPTS[2]!), maxNewTokens: 60, stopTokenIds: [] };
+    const reference8 = model.createCache({ batchSize: 1, kind: 'concat', kvDtype: 'int8' });
+    const viaReference = (await generate(model, { ...request, cache: reference8 })).sequences[0]!.tokens;
+    reference8.dispose();
+    expect((await generate(model, { ...request, kvDtype: 'int8' })).sequences[0]!.tokens).toEqual(viaReference);
+    // bytes of K/V after a 200-token continuation: int8 holds int8 blocks and scale bytes (9 of 32 bytes per position and
+    // head at this model's head size 8), the block being filled as fp16 and the key offsets
+    const bytes: Partial<Record<KVDtype, number>> = {};
+    let length = 0;
+    for (const kvDtype of ['fp32', 'fp16', 'int8'] as const) {
+      const cache = model.createCache({ batchSize: 1, kind: 'backend', kvDtype });
+      await generate(model, { inputIds: encode(PROMPTS[0]!), maxNewTokens: 200, stopTokenIds: [], cache });
+      [bytes[kvDtype], length] = [cache.bytes, cache.length];
+      cache.dispose();
+    }
+    report.push(`bytes at ${length} positions: fp16 ${(bytes.fp16! / bytes.fp32!).toFixed(4)}, int8 ${(bytes.int8! / bytes.fp32!).toFixed(4)} of fp32 (${bytes.fp32} bytes)`);
     console.log(report.join('\n'));
-    // bytes per position and head: 68 / 256 at headDim 64 (the 110M shape), 12 / 32 at stories260K's 8 (the scale dominates)
-    const bytes = Object.fromEntries(
-      (['fp32', 'fp16', 'int8'] as const).map((kvDtype) => {
-        const c = model.createCache({ batchSize: 1, capacityHint: 256, kind: 'backend', kvDtype });
-        const b = c.bytes;
-        c.dispose();
-        return [kvDtype, b];
-      }),
-    );
     expect(bytes.fp16! / bytes.fp32!).toBe(0.5);
-    expect(bytes.int8! / bytes.fp32!).toBe((8 + 4) / 32);
+    const { numLayers: L, numKvHeads: KV } = model.config;
+    const blocks = Math.ceil(length / 16);
+    // per block, layer, K|V and head: 16 positions × (8 + 1) int8 bytes sealed, 16 × 8 × 2 fp16 open; offsets fp16
+    expect(bytes.int8).toBe(2 * L * KV * ((blocks - 1) * 144 + 256) + Math.ceil((L * KV * 8 * 2) / 16) * 16);
+    expect(bytes.int8! / bytes.fp32!).toBeLessThanOrEqual(0.3);
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -58,15 +58,15 @@ export interface KVStorage {
 
 /**
  * Bytes one position of one head takes in K (or V) stored as `dtype`: headDim values of 4, 2 or 1 bytes, plus an int8
- * position's float32 scale.
+ * position's scale byte. (An int8 cache keeps the block being filled as fp16, and its key offsets: the storage counts those.)
  *
  * @example
  * ```ts
- * kvBytesPerPosition('int8', 64); // 68
+ * kvBytesPerPosition('int8', 64); // 65
  * ```
  */
 export function kvBytesPerPosition(dtype: KVDtype, headDim: number): number {
-  return dtype === 'fp32' ? 4 * headDim : dtype === 'fp16' ? 2 * headDim : headDim + 4;
+  return dtype === 'fp32' ? 4 * headDim : dtype === 'fp16' ? 2 * headDim : headDim + 1;
 }
 
 /** The argument checks every KV cache shares. */

@@ -92,7 +92,7 @@ function llamaBlock({ inputs, backend, attrs }: Args): tf.TensorInfo {
     outAt, heap.offset(i.attentionNorm!), heap.offset(i.qkv!), heap.offset(i.o!), heap.offset(i.ffnNorm!),
     heap.offset(i.gateUp!), heap.offset(i.down!), heap.offset(i.cos!), heap.offset(i.sin!),
     t.kTabs, t.vTabs, t.pads, b, n, len, t.blocksPerRow, d, H, KV, hd, F, a.epsilon, a.ropeStyle === 'half' ? 1 : 0, fmts, t.free,
-    storage.formatCode, storage.headBytes,
+    t.layout,
   );
   return out;
 }
@@ -108,12 +108,11 @@ function cacheAttend({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const len = at.start;
   const t = storage.tables(layer, at, n, (len + n) * 4); // scores [len + n]
   const nb = t.blocksPerRow;
-  const [dtype, stride] = [storage.formatCode, storage.headBytes];
-  heap.kernels.cache_write(heap.offset(k!), KV * n * hd, n * hd, hd, t.kTabs, b, n, KV, hd, nb, len, dtype, stride);
-  heap.kernels.cache_write(heap.offset(v!), KV * n * hd, n * hd, hd, t.vTabs, b, n, KV, hd, nb, len, dtype, stride);
+  heap.kernels.cache_write(heap.offset(k!), KV * n * hd, n * hd, hd, t.kTabs, b, n, KV, hd, nb, len, t.layout, 1);
+  heap.kernels.cache_write(heap.offset(v!), KV * n * hd, n * hd, hd, t.vTabs, b, n, KV, hd, nb, len, t.layout, 0);
   const out = heap.output([b, H, n, hd]);
   const o = heap.offset(out);
-  heap.kernels.attend(heap.offset(q!), H * n * hd, n * hd, hd, t.kTabs, t.vTabs, t.pads, o, H * n * hd, n * hd, hd, b, n, H, KV, hd, nb, len, t.free, dtype, stride);
+  heap.kernels.attend(heap.offset(q!), H * n * hd, n * hd, hd, t.kTabs, t.vTabs, t.pads, o, H * n * hd, n * hd, hd, b, n, H, KV, hd, nb, len, t.free, t.layout);
   return out;
 }
 

@@ -5,21 +5,23 @@ import { kvtKernelsSharedWasm, kvtKernelsWasm } from './kvt-kernels-wasm.js';
 export interface KernelExports {
   linear(x: number, w: number, y: number, m: number, inDim: number, outDim: number, accumulate: number): void;
   rms_norm(x: number, w: number, y: number, m: number, d: number, eps: number): void;
-  /** tabs [b, nb]: each row's blocks; kvFormat: the stored K/V type (KV_*) | block shift << 8; headStride: bytes between heads' regions. */
+  /** tabs [b, nb]: each row's blocks; layout: a KvLayout (kv-cache.ts `tables`); isKey: 1 for K (int8: less the key offsets). */
   cache_write(
     src: number, sr: number, sg: number, st: number, tabs: number, b: number, n: number, kvHeads: number, hd: number, nb: number, at: number,
-    kvFormat: number, headStride: number,
+    layout: number, isKey: number,
   ): void;
+  /** An int8 cache's fp16 block → int8: the first `filled` positions of each of `regions` head regions. */
+  kv_seal(src: number, dst: number, regions: number, filled: number, hd: number, shift: number, stride: number, openStride: number): void;
   attend(
     q: number, qr: number, qh: number, qt: number, kTabs: number, vTabs: number, pads: number,
     out: number, or: number, oh: number, ot: number,
-    b: number, n: number, heads: number, kvHeads: number, hd: number, nb: number, len: number, scores: number, kvFormat: number, headStride: number,
+    b: number, n: number, heads: number, kvHeads: number, hd: number, nb: number, len: number, scores: number, layout: number,
   ): void;
   llama_block(
     x: number, attnNorm: number, wqkv: number, wo: number, ffnNorm: number, wgu: number, wdown: number, cos: number, sin: number,
     kTabs: number, vTabs: number, pads: number,
     b: number, n: number, len: number, nb: number, d: number, heads: number, kvHeads: number, hd: number, F: number, eps: number,
-    ropeHalf: number, fmts: number, scratch: number, kvFormat: number, headStride: number,
+    ropeHalf: number, fmts: number, scratch: number, layout: number,
   ): void;
   /** y (+)= x · W for a weight of format `fmt` (kvt-kernels.c FMT_*); scratch: the quantized input. */
   linear_q(fmt: number, x: number, w: number, y: number, m: number, inDim: number, outDim: number, accumulate: number, scratch: number): void;

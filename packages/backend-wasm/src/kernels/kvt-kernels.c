@@ -670,13 +670,38 @@ static inline float dot(const float* a, const float* b, int n) {
   return s;
 }
 
-// ---- K/V storage: paged blocks of float32, fp16, or int8 with a float32 scale per (position, head) ---------------
+// ---- K/V storage: paged blocks of float32, fp16, or int8 ------------------------------------------------------------
 // A block holds 2^shift positions. For a layer, a row's table gives the block's K (or V) region of that layer; head g
-// is at + g·headStride, holding the block's positions of hd values (4, 2 or 1 bytes each), and for int8 the block's
-// scales after them. int8: scale = max|x| / 127 over the position's hd values, value = round(x / scale).
+// is at + g·stride, holding the block's positions of hd values (4, 2 or 1 bytes each).
+// An int8 cache (KV_I8) keeps two kinds of block: a row's blocks before `sealed` are int8 (each head region: the
+// block's positions of hd int8 values, then one scale byte per position), the rest (the block being filled) fp16, as
+// KIVI and Hugging Face's QuantizedCache keep the recent positions in higher precision. Keys are stored less an offset
+// per (layer, head): the layer's first key (fp16), so the rotary models' large constant channels cost no int8 range;
+// q·(k − μ) differs from q·k by the same q·μ at every position, which softmax cancels, so attention never adds it back.
+// An int8 position: x = fp16(v − μ), scale = max|x| / 127 rounded up to a scale byte (below), value = round(x / scale).
 enum { KV_F32 = 0, KV_F16 = 1, KV_I8 = 2 };
-// The kernels take the K/V format as one code: the type (KV_*) | shift << 8 (2^shift positions per block).
+// The K/V format code: the type (KV_*) | shift << 8 (2^shift positions per block).
 enum { KV_TYPE_MASK = 255, KV_SHIFT_BITS = 8 };
+
+// How a layer's K/V are laid out, for the kernels that write and read them (kv-cache.ts writes it into scratch).
+typedef struct {
+  int format;     // KV_* | shift << 8
+  int stride;     // bytes between heads' regions in a block (an int8 cache's sealed blocks)
+  int sealed;     // int8 caches: blocks before this are int8, the rest fp16
+  int openStride; // int8 caches: bytes between heads' regions in an fp16 block
+  int keyOffsets; // int8 caches: this layer's key offsets μ, fp16 [kvHeads, hd]; 0: none
+  int offsetsFrom; // ≥ 0: this write sets μ from the key of cache row 0 at new position offsetsFrom
+} KvLayout;
+
+// An int8 position's scale in one byte, an unsigned float of 5 exponent and 3 mantissa bits: the float32 whose bits
+// are byte << 20 + 105 << 23, from 2^-22 to 960 (every finite fp16 / 127 fits).
+enum { KV_SCALE_BIAS = 105 };
+INLINE float kv_scale(unsigned char s) { return __builtin_bit_cast(float, ((unsigned int)s << 20) + ((unsigned int)KV_SCALE_BIAS << 23)); }
+// Four consecutive scale bytes as float32 lanes.
+INLINE v128_t kv_scale4(const unsigned char* s) {
+  const v128_t b = wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(s)));
+  return wasm_i32x4_add(wasm_i32x4_shl(b, 20), wasm_i32x4_splat(KV_SCALE_BIAS << 23));
+}
 
 // float32 → fp16 bits, round to nearest even (overflow to inf; subnormals exact): models/src/weights/quantize.ts's rule.
 static unsigned short float_to_half(float f) {
@@ -693,25 +718,43 @@ static unsigned short float_to_half(float f) {
   return (unsigned short)(sign | h);
 }
 
-// Stores hd values at slot `slot` (< block) of a head's region in a block of `block` positions.
-static void kv_store(unsigned char* head, int slot, const float* v, int hd, int block, int dtype) {
+// Value i of a row as an int8 cache stores it before quantizing: fp16(v − μ) (halves: the row already as fp16).
+INLINE float kv_input(const float* v, const unsigned short* mu, const unsigned short* halves, int i) {
+  if (halves) return half_to_float(halves[i]);
+  return half_to_float(float_to_half(mu ? v[i] - half_to_float(mu[i]) : v[i]));
+}
+
+// Stores one position of hd values as int8 at `slot` of a head region of an int8 block of `block` positions.
+static void kv_store_i8(unsigned char* head, int slot, const float* v, const unsigned short* mu, const unsigned short* halves, int hd, int block) {
+  float amax = 0.0f;
+  for (int i = 0; i < hd; i++) {
+    const float a = __builtin_fabsf(kv_input(v, mu, halves, i));
+    if (a > amax) amax = a;
+  }
+  unsigned char code = 0; // amax 0: every value 0
+  if (amax > 0.0f) {
+    int c = (int)((__builtin_bit_cast(unsigned int, amax / 127.0f) + 0xfffffu) >> 20) - (KV_SCALE_BIAS << 3); // rounded up
+    code = (unsigned char)(c < 0 ? 0 : c > 255 ? 255 : c);
+  }
+  const float inv = 1.0f / kv_scale(code);
+  signed char* d = (signed char*)head + (usize)slot * hd;
+  for (int i = 0; i < hd; i++) {
+    float r = __builtin_nearbyintf(kv_input(v, mu, halves, i) * inv);
+    d[i] = (signed char)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
+  }
+  head[(usize)block * hd + slot] = code;
+}
+
+// Stores hd values at slot `slot` (< block) of a head's region in a block of `block` positions, as `dtype` (less μ
+// where given: an int8 cache's keys).
+static void kv_store(unsigned char* head, int slot, const float* v, const unsigned short* mu, int hd, int block, int dtype) {
   if (dtype == KV_F32) {
     float* d = (float*)head + (usize)slot * hd;
     for (int i = 0; i < hd; i++) d[i] = v[i];
   } else if (dtype == KV_F16) {
     unsigned short* d = (unsigned short*)head + (usize)slot * hd;
-    for (int i = 0; i < hd; i++) d[i] = float_to_half(v[i]);
-  } else {
-    float amax = 0.0f;
-    for (int i = 0; i < hd; i++) {
-      const float a = __builtin_fabsf(v[i]);
-      if (a > amax) amax = a;
-    }
-    const float scale = amax / 127.0f, inv = amax > 0.0f ? 1.0f / scale : 0.0f;
-    signed char* d = (signed char*)head + (usize)slot * hd;
-    for (int i = 0; i < hd; i++) d[i] = (signed char)__builtin_nearbyintf(v[i] * inv);
-    ((float*)(head + (usize)block * hd))[slot] = scale;
-  }
+    for (int i = 0; i < hd; i++) d[i] = float_to_half(mu ? v[i] - half_to_float(mu[i]) : v[i]);
+  } else kv_store_i8(head, slot, v, mu, 0, hd, block);
 }
 
 // Four stored values at i of a position's row as float32 (int8: before its scale).
@@ -731,18 +774,35 @@ INLINE const unsigned char* kv_head(const int* tab, int j, int shift, usize head
 }
 
 // Writes n new rows per cache row: src(r, g, t) = src + r·sr + g·sg + t·st (floats), a row of hd, goes to position
-// at + t of head g of cache row r; tabs [b, nb]: each row's blocks (this layer's K or V region of each).
+// at + t of head g of cache row r; tabs [b, nb]: each row's blocks (this layer's K or V region of each). isKey: an
+// int8 cache subtracts the key offsets (and sets them first where the layout says this write does).
 EXPORT(cache_write)
-void cache_write(const float* src, int sr, int sg, int st, const int* tabs, int b, int n, int kvHeads, int hd, int nb, int at, int kvFormat,
-                 int headStride) {
-  const int dtype = kvFormat & KV_TYPE_MASK, shift = kvFormat >> KV_SHIFT_BITS, block = 1 << shift;
+void cache_write(const float* src, int sr, int sg, int st, const int* tabs, int b, int n, int kvHeads, int hd, int nb, int at,
+                 const KvLayout* L, int isKey) {
+  const int dtype = L->format & KV_TYPE_MASK, shift = L->format >> KV_SHIFT_BITS, block = 1 << shift;
+  unsigned short* mu = isKey && dtype == KV_I8 && L->keyOffsets ? (unsigned short*)(usize)L->keyOffsets : 0;
+  if (mu && L->offsetsFrom >= 0)
+    for (int g = 0; g < kvHeads; g++)
+      for (int i = 0; i < hd; i++) mu[g * hd + i] = float_to_half(src[(usize)g * sg + (usize)L->offsetsFrom * st + i]);
   for (int r = 0; r < b; r++)
     for (int g = 0; g < kvHeads; g++)
       for (int t = 0; t < n; t++) {
         const int j = at + t;
-        unsigned char* head = (unsigned char*)kv_head(tabs + (usize)r * nb, j, shift, (usize)g * headStride);
-        kv_store(head, j & (block - 1), src + (usize)r * sr + (usize)g * sg + (usize)t * st, hd, block, dtype);
+        const float* v = src + (usize)r * sr + (usize)g * sg + (usize)t * st;
+        const unsigned short* m = mu ? mu + g * hd : 0;
+        if (dtype == KV_I8 && (j >> shift) >= L->sealed) // the block being filled: fp16
+          kv_store((unsigned char*)kv_head(tabs + (usize)r * nb, j, shift, (usize)g * L->openStride), j & (block - 1), v, m, hd, block, KV_F16);
+        else kv_store((unsigned char*)kv_head(tabs + (usize)r * nb, j, shift, (usize)g * L->stride), j & (block - 1), v, m, hd, block, dtype);
       }
+}
+
+// Seals a block of an int8 cache: its `filled` first positions in each of `regions` head regions of an fp16 block
+// (src, openStride apart) become int8 in dst (stride apart), by the same rule as a direct int8 write.
+EXPORT(kv_seal)
+void kv_seal(const unsigned char* src, unsigned char* dst, int regions, int filled, int hd, int shift, int stride, int openStride) {
+  for (int g = 0; g < regions; g++)
+    for (int s = 0; s < filled; s++)
+      kv_store_i8(dst + (usize)g * stride, s, 0, 0, (const unsigned short*)(src + (usize)g * openStride) + (usize)s * hd, hd, 1 << shift);
 }
 
 // e^x for four lanes: kvt_expf's operations lane-wise (the same results, bit for bit).
@@ -776,19 +836,20 @@ INLINE float key_score(const float* qv, const unsigned char* head, const unsigne
   v128_t acc = wasm_f32x4_splat(0.0f);
   for (int i = 0; i < hd; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(qv + i), kv_load4(kr, i, dtype)));
   const float s = hsum(acc);
-  return dtype == KV_I8 ? s * ((const float*)(head + scales))[slot] : s;
+  return dtype == KV_I8 ? s * kv_scale(head[scales + slot]) : s;
 }
 
-// One (row, head, new position) of attention: softmax(q·K[j]) over j in [start, end), times V, into o; kt/vt: the
-// row's blocks of 2^shift positions (≥ 16), headOff: the head's offset in a block region. With hd % 4 == 0, positions
-// go four at a time where four consecutive slots share a block: one q load serves four keys, one o update four values.
-INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize headOff, int shift, float* o, int start, int end, int hd,
-                       float* scores, int dtype) {
+// Where positions go four at a time: [g0, g1), g0 the first multiple of 4 at or after start (blocks of ≥ 16 positions
+// start at multiples of 4, so four such slots share a block); none where hd % 4 != 0.
+INLINE int group_start(int start, int end, int hd) { return (hd & 3) == 0 ? imin((start + 3) & ~3, end) : end; }
+INLINE int group_end(int g0, int end, int hd) { return (hd & 3) == 0 ? g0 + ((end - g0) & ~3) : end; }
+
+// scores[j] = q·K[j] for j in [start, end) of storage type dtype; returns their max. kt: the row's blocks of 2^shift
+// positions, headOff: the head's offset in a block region. One q load serves four keys.
+INLINE float key_scores(const float* qv, const int* kt, usize headOff, int shift, int start, int end, int hd, float* scores, int dtype) {
   const int esize = dtype == KV_F32 ? 4 : dtype == KV_F16 ? 2 : 1, mask = (1 << shift) - 1, row = hd * esize;
-  const usize scales = ((usize)1 << shift) * hd; // int8: the block's scales after its values
-  const int grouped = (hd & 3) == 0;
-  // the groups of four: [g0, g1), g0 the first multiple of 4 at or after start
-  const int g0 = grouped ? imin((start + 3) & ~3, end) : end, g1 = grouped ? g0 + ((end - g0) & ~3) : end;
+  const usize scales = ((usize)1 << shift) * hd; // int8: the block's scale bytes after its values
+  const int g0 = group_start(start, end, hd), g1 = group_end(g0, end, hd);
   float mx = -__builtin_inff();
   for (int j = start; j < g0; j++) {
     const unsigned char* head = kv_head(kt, j, shift, headOff);
@@ -809,7 +870,7 @@ INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize head
       a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(qi, kv_load4(k0 + 3 * row, i, dtype)));
     }
     v128_t s4 = f32_lane_sums4(a0, a1, a2, a3);
-    if (dtype == KV_I8) s4 = wasm_f32x4_mul(s4, wasm_v128_load((const float*)(head + scales) + (j & mask)));
+    if (dtype == KV_I8) s4 = wasm_f32x4_mul(s4, kv_scale4(head + scales + (j & mask)));
     wasm_v128_store(scores + j, s4);
     mx4 = wasm_f32x4_max(mx4, s4);
   }
@@ -823,7 +884,44 @@ INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize head
     const float m = l == 0 ? wasm_f32x4_extract_lane(mx4, 0) : l == 1 ? wasm_f32x4_extract_lane(mx4, 1) : l == 2 ? wasm_f32x4_extract_lane(mx4, 2) : wasm_f32x4_extract_lane(mx4, 3);
     if (m > mx) mx = m;
   }
-  // e^(s − max), summed in position order
+  return mx;
+}
+
+// o += Σ_j scores[j] · inv · V[j] for j in [start, end) of storage type dtype (vt, headOff as key_scores'), four
+// positions at a time where they share a block: one o update serves four values.
+INLINE void value_sum(const int* vt, usize headOff, int shift, int start, int end, int hd, const float* scores, float inv, float* o, int dtype) {
+  const int esize = dtype == KV_F32 ? 4 : dtype == KV_F16 ? 2 : 1, mask = (1 << shift) - 1, row = hd * esize;
+  const usize scales = ((usize)1 << shift) * hd;
+  const int g0 = group_start(start, end, hd), g1 = group_end(g0, end, hd);
+  for (int j = start; j < end; j++) {
+    if (j == g0 && g0 < g1) { // the groups of four
+      for (; j < g1; j += 4) {
+        const unsigned char* head = kv_head(vt, j, shift, headOff);
+        const unsigned char* v0 = head + (usize)(j & mask) * row;
+        v128_t p = wasm_f32x4_mul(wasm_v128_load(scores + j), wasm_f32x4_splat(inv));
+        if (dtype == KV_I8) p = wasm_f32x4_mul(p, kv_scale4(head + scales + (j & mask)));
+        const v128_t p0 = wasm_i32x4_shuffle(p, p, 0, 0, 0, 0), p1 = wasm_i32x4_shuffle(p, p, 1, 1, 1, 1);
+        const v128_t p2 = wasm_i32x4_shuffle(p, p, 2, 2, 2, 2), p3 = wasm_i32x4_shuffle(p, p, 3, 3, 3, 3);
+        for (int i = 0; i < hd; i += 4) {
+          const v128_t a = wasm_f32x4_add(wasm_f32x4_mul(p0, kv_load4(v0, i, dtype)), wasm_f32x4_mul(p1, kv_load4(v0 + row, i, dtype)));
+          const v128_t b = wasm_f32x4_add(wasm_f32x4_mul(p2, kv_load4(v0 + 2 * row, i, dtype)), wasm_f32x4_mul(p3, kv_load4(v0 + 3 * row, i, dtype)));
+          wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_add(a, b)));
+        }
+      }
+      if (j >= end) break;
+    }
+    const unsigned char* head = kv_head(vt, j, shift, headOff);
+    const unsigned char* vr = head + (usize)(j & mask) * row;
+    const float p = scores[j] * inv * (dtype == KV_I8 ? kv_scale(head[scales + (j & mask)]) : 1.0f);
+    const v128_t pv = wasm_f32x4_splat(p);
+    int i = 0;
+    for (; i + 4 <= hd; i += 4) wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_mul(pv, kv_load4(vr, i, dtype))));
+    for (; i < hd; i++) o[i] += p * ((const float*)vr)[i]; // float32 only (others have hd % 4 == 0)
+  }
+}
+
+// e^(s − max) over scores[start, end), in place; returns their sum (in position order).
+INLINE float softmax_weights(float* scores, int start, int end, float mx) {
   float sum = 0.0f;
   int j = start;
   const v128_t mxv = wasm_f32x4_splat(mx);
@@ -840,33 +938,28 @@ INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize head
     scores[j] = e;
     sum += e;
   }
-  const float inv = 1.0f / sum;
+  return sum;
+}
+
+// One (row, head, new position) of attention: softmax(q·K[j]) over j in [start, end), times V, into o. An int8
+// cache's positions before sealed · 2^shift are int8 (head g at g·stride), the rest fp16 (g·openStride).
+INLINE void attend_one(const float* qv, const int* kt, const int* vt, int g, const KvLayout* L, float* o, int start, int end, int hd,
+                       float* scores, int dtype) {
+  const int shift = L->format >> KV_SHIFT_BITS;
   for (int i = 0; i < hd; i++) o[i] = 0.0f;
-  for (int j = start; j < end; j++) {
-    if (j == g0 && g0 < g1) { // the groups of four
-      for (; j < g1; j += 4) {
-        const unsigned char* head = kv_head(vt, j, shift, headOff);
-        const unsigned char* v0 = head + (usize)(j & mask) * row;
-        v128_t p = wasm_f32x4_mul(wasm_v128_load(scores + j), wasm_f32x4_splat(inv));
-        if (dtype == KV_I8) p = wasm_f32x4_mul(p, wasm_v128_load((const float*)(head + scales) + (j & mask)));
-        const v128_t p0 = wasm_i32x4_shuffle(p, p, 0, 0, 0, 0), p1 = wasm_i32x4_shuffle(p, p, 1, 1, 1, 1);
-        const v128_t p2 = wasm_i32x4_shuffle(p, p, 2, 2, 2, 2), p3 = wasm_i32x4_shuffle(p, p, 3, 3, 3, 3);
-        for (int i = 0; i < hd; i += 4) {
-          const v128_t a = wasm_f32x4_add(wasm_f32x4_mul(p0, kv_load4(v0, i, dtype)), wasm_f32x4_mul(p1, kv_load4(v0 + row, i, dtype)));
-          const v128_t b = wasm_f32x4_add(wasm_f32x4_mul(p2, kv_load4(v0 + 2 * row, i, dtype)), wasm_f32x4_mul(p3, kv_load4(v0 + 3 * row, i, dtype)));
-          wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_add(a, b)));
-        }
-      }
-      if (j >= end) break;
-    }
-    const unsigned char* head = kv_head(vt, j, shift, headOff);
-    const unsigned char* vr = head + (usize)(j & mask) * row;
-    const float p = scores[j] * inv * (dtype == KV_I8 ? ((const float*)(head + scales))[j & mask] : 1.0f);
-    const v128_t pv = wasm_f32x4_splat(p);
-    int i = 0;
-    for (; i + 4 <= hd; i += 4) wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_mul(pv, kv_load4(vr, i, dtype))));
-    for (; i < hd; i++) o[i] += p * ((const float*)vr)[i]; // float32 only (others have hd % 4 == 0)
+  if (dtype != KV_I8) {
+    const usize headOff = (usize)g * L->stride;
+    const float inv = 1.0f / softmax_weights(scores, start, end, key_scores(qv, kt, headOff, shift, start, end, hd, scores, dtype));
+    value_sum(vt, headOff, shift, start, end, hd, scores, inv, o, dtype);
+    return;
   }
+  const int c = imin(end, start > (L->sealed << shift) ? start : (L->sealed << shift)); // [start, c) int8, [c, end) fp16
+  const usize sealedOff = (usize)g * L->stride, openOff = (usize)g * L->openStride;
+  const float m8 = key_scores(qv, kt, sealedOff, shift, start, c, hd, scores, KV_I8);
+  const float m16 = key_scores(qv, kt, openOff, shift, c, end, hd, scores, KV_F16);
+  const float inv = 1.0f / softmax_weights(scores, start, end, m8 > m16 ? m8 : m16);
+  value_sum(vt, sealedOff, shift, start, c, hd, scores, inv, o, KV_I8);
+  value_sum(vt, openOff, shift, c, end, hd, scores, inv, o, KV_F16);
 }
 
 // Causal attention of n new positions over a cache: for row r, head h, new position t (absolute len + t), softmax of
@@ -875,20 +968,19 @@ INLINE void attend_one(const float* qv, const int* kt, const int* vt, usize head
 // kTabs/vTabs [b, nb]: each row's blocks (this layer's K, V region of each).
 EXPORT(attend)
 void attend(const float* q, int qr, int qh, int qt, const int* kTabs, const int* vTabs, const int* pads, float* out, int or_,
-            int oh, int ot, int b, int n, int heads, int kvHeads, int hd, int nb, int len, float* scores, int kvFormat, int headStride) {
-  const int group = heads / kvHeads, dtype = kvFormat & KV_TYPE_MASK, shift = kvFormat >> KV_SHIFT_BITS;
+            int oh, int ot, int b, int n, int heads, int kvHeads, int hd, int nb, int len, float* scores, const KvLayout* L) {
+  const int group = heads / kvHeads, dtype = L->format & KV_TYPE_MASK;
   for (int r = 0; r < b; r++)
     for (int h = 0; h < heads; h++) {
       const int* kt = kTabs + (usize)r * nb;
       const int* vt = vTabs + (usize)r * nb;
-      const usize headOff = (usize)(h / group) * headStride;
       for (int t = 0; t < n; t++) {
         const float* qv = q + (usize)r * qr + (usize)h * qh + (usize)t * qt;
         float* o = out + (usize)r * or_ + (usize)h * oh + (usize)t * ot;
         // each storage type gets its own loops (dtype a constant in each call)
-        if (dtype == KV_F32) attend_one(qv, kt, vt, headOff, shift, o, pads[r], len + t + 1, hd, scores, KV_F32);
-        else if (dtype == KV_F16) attend_one(qv, kt, vt, headOff, shift, o, pads[r], len + t + 1, hd, scores, KV_F16);
-        else attend_one(qv, kt, vt, headOff, shift, o, pads[r], len + t + 1, hd, scores, KV_I8);
+        if (dtype == KV_F32) attend_one(qv, kt, vt, h / group, L, o, pads[r], len + t + 1, hd, scores, KV_F32);
+        else if (dtype == KV_F16) attend_one(qv, kt, vt, h / group, L, o, pads[r], len + t + 1, hd, scores, KV_F16);
+        else attend_one(qv, kt, vt, h / group, L, o, pads[r], len + t + 1, hd, scores, KV_I8);
       }
     }
 }
@@ -917,15 +1009,14 @@ static void rotate(float* v, int heads, int hd, const float* cs, const float* sn
 // One Llama block (pre-norm attention and SwiGLU) for b rows of n new positions, x [b·n, d] updated in place:
 //   h = rmsnorm(x)·[Wq Wk Wv]; rotary on q, k; q ·= 1/√hd; K/V rows appended to the cache at len…len+n−1;
 //   x += attention(q, cache)·Wo; x += (silu(rmsnorm(x)·Wgate) ⊙ rmsnorm(x)·Wup)·Wdown.
-// kTabs/vTabs [b, nb]: each cache row's blocks, this layer's K and V region of each (kvHeads regions headStride bytes
-// apart; kvFormat: KV_* | block shift << 8); pads [b]: left padding; cos/sin [positions, hd/2]; fmts: the format codes of wqkv, wo, wgu, wdown;
+// kTabs/vTabs [b, nb]: each cache row's blocks, this layer's K and V region of each (L: their layout); pads [b]: left padding; cos/sin [positions, hd/2]; fmts: the format codes of wqkv, wo, wgu, wdown;
 // scratch: floats for h [m·d], qkv [m·(H+2KV)·hd], att [m·H·hd], gu [m·2F], act [m·F], scores [len + n] (m = b·n), then
 // for quantized weights the quantized input (int16 [m·max(d, H·hd, F)] and its scales).
 EXPORT(llama_block)
 void llama_block(float* x, const float* attnNorm, const void* wqkv, const void* wo, const float* ffnNorm, const void* wgu,
                  const void* wdown, const float* cosT, const float* sinT, const int* kTabs, const int* vTabs, const int* pads,
                  int b, int n, int len, int nb, int d, int heads, int kvHeads, int hd, int F, float eps, int ropeHalf,
-                 const int* fmts, float* scratch, int kvFormat, int headStride) {
+                 const int* fmts, float* scratch, const KvLayout* L) {
   const int m = b * n, qd = heads * hd, kvd = kvHeads * hd, qkvd = qd + 2 * kvd, hh = hd / 2;
   float* h = scratch;
   float* qkv = h + (usize)m * d;
@@ -948,9 +1039,9 @@ void llama_block(float* x, const float* attnNorm, const void* wqkv, const void* 
       for (int i = 0; i < qd; i++) row[i] *= scale;
     }
   // k(r, g, t) at qkv + (r·n + t)·qkvd + qd + g·hd; v the same + kvd
-  cache_write(qkv + qd, n * qkvd, hd, qkvd, kTabs, b, n, kvHeads, hd, nb, len, kvFormat, headStride);
-  cache_write(qkv + qd + kvd, n * qkvd, hd, qkvd, vTabs, b, n, kvHeads, hd, nb, len, kvFormat, headStride);
-  attend(qkv, n * qkvd, hd, qkvd, kTabs, vTabs, pads, att, n * qd, hd, qd, b, n, heads, kvHeads, hd, nb, len, scores, kvFormat, headStride);
+  cache_write(qkv + qd, n * qkvd, hd, qkvd, kTabs, b, n, kvHeads, hd, nb, len, L, 1);
+  cache_write(qkv + qd + kvd, n * qkvd, hd, qkvd, vTabs, b, n, kvHeads, hd, nb, len, L, 0);
+  attend(qkv, n * qkvd, hd, qkvd, kTabs, vTabs, pads, att, n * qd, hd, qd, b, n, heads, kvHeads, hd, nb, len, scores, L);
   linear_any(fmts[1], att, wo, x, m, qd, d, 1, quantized);
 
   rms_norm(x, ffnNorm, h, m, d, eps);

@@ -3,7 +3,7 @@ import type { KVDtype } from '@kvt/core';
 import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
 import { causalPaddingMask } from './attention-mask.js';
 import { cloneStore, disposeStores, gatherStoreRows, mapStores, readStores, storeBytes, type TensorStore } from './tensor-stores.js';
-import { kvRoundTrip } from './kv-dtype.js';
+import { Int8KVRounding, int8KVRoundTrip, kvRoundTrip } from './kv-dtype.js';
 
 /**
  * Grouped-query attention: q `[b, heads, n, hd]` over k, v `[b, kvHeads, T, hd]` with an additive mask
@@ -30,14 +30,17 @@ export class ConcatStorage implements KVStorage {
   private values: TensorStore;
   /** K/V bytes written (see `Cache.bytesWritten`): every position again on every append. */
   bytesWritten = 0;
+  /** int8: what the backends' int8 caches store (key offsets, sealed blocks); the keys here are stored less μ. */
+  private int8: Int8KVRounding | undefined;
 
   constructor(
     numLayers: number,
-    /** K/V stored as this type: each appended row is rounded as such a cache rounds it ({@link kvRoundTrip}). */
+    /** K/V stored as this type: each appended row is rounded as such a cache rounds it ({@link kvRoundTrip}, {@link Int8KVRounding}). */
     private readonly kvDtype: KVDtype = 'fp32',
   ) {
     this.keys = new Array(numLayers).fill(null);
     this.values = new Array(numLayers).fill(null);
+    if (kvDtype === 'int8') this.int8 = new Int8KVRounding(numLayers);
   }
 
   get capacity(): number {
@@ -47,8 +50,7 @@ export class ConcatStorage implements KVStorage {
   reserve(): void {} // concat grows on every write
 
   attend(layer: number, q: tf.Tensor4D, kIn: tf.Tensor4D, vIn: tf.Tensor4D, at: WriteContext): tf.Tensor4D {
-    const round = (t: tf.Tensor4D) => (this.kvDtype === 'fp32' ? t : tf.tensor4d(kvRoundTrip(t.dataSync() as Float32Array, t.shape[3], this.kvDtype), t.shape));
-    const [k, v] = [round(kIn), round(vIn)];
+    const [k, v] = this.int8 ? this.int8Rows(layer, kIn, vIn, at) : [kIn, vIn].map((t) => (this.kvDtype === 'fp32' ? t : tf.tensor4d(kvRoundTrip(t.dataSync() as Float32Array, t.shape[3], 'fp16'), t.shape))) as [tf.Tensor4D, tf.Tensor4D];
     const n = k.shape[2];
     const oldK = this.keys[layer];
     const oldV = this.values[layer];
@@ -61,7 +63,28 @@ export class ConcatStorage implements KVStorage {
     this.values[layer] = tf.keep(V);
     const T = at.start + n;
     const mask = tf.tensor4d(causalPaddingMask(at.padding, at.start, n, T), [at.rows, 1, n, T]);
-    return groupedAttention(q, K, V, mask);
+    const mu = this.int8?.keyOffsets(layer);
+    return groupedAttention(q, mu ? tf.add(K, tf.tensor4d(mu, [1, K.shape[1], 1, K.shape[3]])) : K, V, mask);
+  }
+
+  /** int8: seals the stored positions this write passes, and gives the new rows as stored (keys less μ). */
+  private int8Rows(layer: number, kIn: tf.Tensor4D, vIn: tf.Tensor4D, at: WriteContext): [tf.Tensor4D, tf.Tensor4D] {
+    const rounding = this.int8!;
+    const { sealFrom, sealTo, int8Below } = rounding.plan(layer, at.start, kIn.shape[2]);
+    if (sealTo > sealFrom)
+      for (const store of [this.keys, this.values]) {
+        const old = store[layer]!;
+        const [rows, kvh, T, hd] = old.shape;
+        const data = old.dataSync() as Float32Array;
+        const sealed = data.slice();
+        for (let g = 0; g < rows * kvh; g++)
+          for (let p = sealFrom; p < sealTo; p++) sealed.set(int8KVRoundTrip(data.subarray((g * T + p) * hd, (g * T + p + 1) * hd)), (g * T + p) * hd);
+        store[layer] = tf.keep(tf.tensor4d(sealed, old.shape));
+        old.dispose();
+      }
+    const encode = (t: tf.Tensor4D, isKey: boolean) =>
+      tf.tensor4d(rounding.encode(layer, t.dataSync() as Float32Array, t.shape, at.start, int8Below, at.padding, isKey), t.shape);
+    return [encode(kIn, true), encode(vIn, false)];
   }
 
   reorder(indices: readonly number[]): void {
@@ -70,16 +93,25 @@ export class ConcatStorage implements KVStorage {
   }
 
   truncate(length: number): void {
+    this.int8?.truncate(length);
     mapStores([this.keys, this.values], (t) => (length === 0 ? null : tf.slice(t, [0, 0, 0, 0], [-1, -1, length, -1])));
     this.bytesWritten += storeBytes(this.keys, this.values);
   }
 
-  read(layer: number, length: number): Promise<{ k: Float32Array; v: Float32Array }> {
-    return readStores(this.keys, this.values, layer, length);
+  async read(layer: number, length: number): Promise<{ k: Float32Array; v: Float32Array }> {
+    const read = await readStores(this.keys, this.values, layer, length);
+    const mu = this.int8?.keyOffsets(layer);
+    if (mu) {
+      const [, kvh, , hd] = this.keys[layer]!.shape;
+      // k [rows, kvh, length, hd]: head g's keys are stored less μ[g]
+      for (let j = 0; j < read.k.length; j++) read.k[j] = Math.fround(read.k[j]! + mu[(Math.floor(j / (length * hd)) % kvh) * hd + (j % hd)]!);
+    }
+    return read;
   }
 
   fork(): ConcatStorage {
     const copy = new ConcatStorage(this.keys.length, this.kvDtype);
+    copy.int8 = this.int8?.fork();
     copy.keys = cloneStore(this.keys);
     copy.values = cloneStore(this.values);
     return copy;
