@@ -50,7 +50,7 @@ export class ConcatStorage implements KVStorage {
   reserve(): void {} // concat grows on every write
 
   attend(layer: number, q: tf.Tensor4D, kIn: tf.Tensor4D, vIn: tf.Tensor4D, at: WriteContext): tf.Tensor4D {
-    const [k, v] = this.int8 ? this.int8Rows(layer, kIn, vIn, at) : [kIn, vIn].map((t) => (this.kvDtype === 'fp32' ? t : tf.tensor4d(kvRoundTrip(t.dataSync() as Float32Array, t.shape[3], 'fp16'), t.shape))) as [tf.Tensor4D, tf.Tensor4D];
+    const [k, v] = this.int8 ? this.int8Rows(layer, kIn, vIn, at) : [kIn, vIn].map((t) => (this.kvDtype === 'fp32' ? t : tf.tensor4d(kvRoundTrip(t.dataSync() as Float32Array, 'fp16'), t.shape))) as [tf.Tensor4D, tf.Tensor4D];
     const n = k.shape[2];
     const oldK = this.keys[layer];
     const oldV = this.values[layer];

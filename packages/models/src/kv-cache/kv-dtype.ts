@@ -58,16 +58,16 @@ export function int8KVRoundTrip(x: Float32Array): Float32Array {
 }
 
 /**
- * Float32 K or V rows (`headDim` values per position and head) as a cache storing `dtype` gives them back, where
- * each position is rounded on its own: fp32 as given, fp16 each value to the nearest half. (An int8 cache's values
- * depend on the block and the key offsets: {@link Int8KVRounding}.)
+ * Float32 K or V values as a cache storing `dtype` gives them back, where each value is rounded on its own: fp32 as
+ * given, fp16 to the nearest half. (An int8 cache's values depend on their block and the key offsets:
+ * {@link Int8KVRounding}.)
  *
  * @example
  * ```ts
- * kvRoundTrip(Float32Array.of(0.5, -1, 0.25, 0.1), 4, 'fp16');
+ * kvRoundTrip(Float32Array.of(0.5, -1, 0.25, 0.1), 'fp16');
  * ```
  */
-export function kvRoundTrip(data: Float32Array, headDim: number, dtype: Exclude<KVDtype, 'int8'>): Float32Array {
+export function kvRoundTrip(data: Float32Array, dtype: Exclude<KVDtype, 'int8'>): Float32Array {
   return dtype === 'fp32' ? data : data.map(toHalf);
 }
 
