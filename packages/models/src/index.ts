@@ -20,7 +20,8 @@ export { EncoderDecoderKVCache, type CrossKV } from './kv-cache/encoder-decoder-
 export { causalPaddingMask, MASKED } from './kv-cache/attention-mask.js';
 export { createKVCache, hasBackendKVCache, type KVCacheKind } from './kv-cache/registry.js';
 export { restoreSession, saveSession } from './kv-cache/session-state.js';
-export { INT8_KV_BLOCK_SIZE, Int8KVRounding, int8KVScale, kvRoundTrip } from './kv-cache/kv-dtype.js';
+export { INT8_KV_BLOCK_SIZE, Int8KVRounding, int8KVQuantize, int8KVScale, kvRoundTrip, toHalf } from './kv-cache/kv-dtype.js';
+export { PagedKVStorage, type BlockMemory, type PagedState } from './kv-cache/paged-storage.js';
 export { activate, embed, linear, norm, type Activation, type Linear, type Norm } from './layers/ops.js';
 export { sinusoidalTable, rotaryTables, applyRotary, type PositionSpec, type SinusoidalSpec, type LearnedSpec } from './layers/positions.js';
 export { ParameterSet, hostTensor, transpose2d, type HostTensor } from './weights/host-tensor.js';

@@ -46,15 +46,30 @@ export function int8KVScaleCode(amax: number): number {
 }
 
 /**
- * One position's `x` (hd values, already fp16) as an int8 cache gives it back: scale from {@link int8KVScaleCode},
- * each value round(x / scale) (half to even, within ±127) times the scale: kvt-kernels.c's `kv_store_i8`.
+ * Quantizes one position's `x` (hd values, already fp16) as an int8 cache stores it: scale from
+ * {@link int8KVScaleCode} of max|x|, each value round(x / scale) (half to even, within ±127) into `codes`; returns the
+ * scale byte. kvt-kernels.c's `kv_store_i8`.
+ *
+ * @example
+ * ```ts
+ * const codes = new Int8Array(4);
+ * int8KVScale(int8KVQuantize(Float32Array.of(0.5, -1, 0.25, 0.125), codes)) * codes[1]!; // -1.0001…, the stored -1
+ * ```
  */
-export function int8KVRoundTrip(x: Float32Array): Float32Array {
+export function int8KVQuantize(x: ArrayLike<number>, codes: Int8Array): number {
   let amax = 0;
-  for (const v of x) amax = Math.max(amax, Math.abs(v));
-  const scale = int8KVScale(int8KVScaleCode(amax));
-  const inv = Math.fround(1 / scale);
-  return x.map((v) => Math.fround(scale * Math.max(-127, Math.min(127, roundHalfEven(Math.fround(v * inv))))));
+  for (let i = 0; i < x.length; i++) amax = Math.max(amax, Math.abs(x[i]!));
+  const code = int8KVScaleCode(amax);
+  const inv = Math.fround(1 / int8KVScale(code));
+  for (let i = 0; i < x.length; i++) codes[i] = Math.max(-127, Math.min(127, roundHalfEven(Math.fround(x[i]! * inv))));
+  return code;
+}
+
+/** One position's `x` (hd values, already fp16) as an int8 cache gives it back ({@link int8KVQuantize}, times the scale). */
+export function int8KVRoundTrip(x: Float32Array): Float32Array {
+  const codes = new Int8Array(x.length);
+  const scale = int8KVScale(int8KVQuantize(x, codes));
+  return Float32Array.from(codes, (q) => Math.fround(scale * q));
 }
 
 /**
