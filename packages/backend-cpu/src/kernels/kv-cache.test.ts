@@ -30,18 +30,18 @@ describe('HostKVCache kernels', () => {
     await tf.setBackend('cpu');
   });
 
-  // headDim 8 runs the SIMD kernel; headDim 6 (not a multiple of 4) and useSimd: false run the JavaScript loops
-  for (const [headDim, useSimd] of [[8, true], [8, false], [6, true]] as const) {
-    it(`attention equals the concat reference (headDim ${headDim}, ${useSimd ? 'SIMD where possible' : 'JavaScript loops'}), left padding included`, () => {
+  // float32 at head sizes 8 and 6 (not a multiple of 4); fp16 and int8 (blocks sealed past 16 positions) at 8
+  for (const [headDim, kvDtype] of [[8, 'fp32'], [6, 'fp32'], [8, 'fp16'], [8, 'int8']] as const) {
+    it(`attention equals the concat reference storing the same (headDim ${headDim}, ${kvDtype}), left padding included`, () => {
       const before = tf.memory().numTensors;
-      const options = { numLayers: 2, batchSize: 2, numKvHeads: 2, headDim, maxLength: 64, capacityHint: 16 };
-      const host = new HostKVCache({ ...options, useSimd });
+      const options = { numLayers: 2, batchSize: 2, numKvHeads: 2, headDim, maxLength: 64, capacityHint: 16, kvDtype };
+      const host = new HostKVCache(options);
       const reference = new ConcatKVCache(options);
       host.setPadding([0, 2]);
       reference.setPadding([0, 2]);
       const a = run(host, headDim);
       const b = run(reference, headDim);
-      expect(host.capacity).toBe(32); // grew once, from 16
+      expect(host.capacity).toBe(32); // two blocks of 16 (25 positions)
       host.dispose();
       reference.dispose();
       a.forEach((x, i) => {
@@ -58,7 +58,7 @@ describe('HostKVCache kernels', () => {
     });
   }
 
-  it('a reorder of the same rows writes only the rows whose source changes (identity: nothing), and attends like the reference', () => {
+  it('a reorder copies no K/V (block tables; a later write copies the one shared block it writes into), and attends like the reference', () => {
     const before = tf.memory().numTensors;
     const options = { numLayers: 2, batchSize: 3, numKvHeads: 2, headDim: 8, maxLength: 64, capacityHint: 32 };
     const host = new HostKVCache(options);
@@ -81,13 +81,15 @@ describe('HostKVCache kernels', () => {
     };
     step(6);
     step(1);
-    for (const [indices, rowsWritten] of [[[0, 1, 2], 0], [[0, 2, 2], 1], [[1, 0, 2], 2]] as const) {
-      const rowBytes = 2 * options.numLayers * options.numKvHeads * host.length * options.headDim * 4; // K and V of one row
+    const stepBytes = 2 * options.numLayers * 3 * options.numKvHeads * options.headDim * 4; // one position of K and V, every row
+    const blockBytes = 2 * options.numLayers * options.numKvHeads * 16 * options.headDim * 4;
+    for (const [indices, copied] of [[[0, 1, 2], 0], [[0, 2, 2], 1], [[1, 0, 2], 0]] as const) {
       const written = host.bytesWritten!;
       host.reorder(indices);
       reference.reorder(indices);
-      expect(host.bytesWritten! - written, `[${indices.join(', ')}]`).toBe(rowsWritten * rowBytes);
+      expect(host.bytesWritten! - written, `[${indices.join(', ')}]`).toBe(0);
       step(1);
+      expect(host.bytesWritten! - written, `the step after [${indices.join(', ')}]`).toBe(stepBytes + copied * blockBytes);
     }
     host.dispose();
     reference.dispose();

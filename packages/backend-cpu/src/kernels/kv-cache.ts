@@ -1,253 +1,214 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { KVCacheContainer, type KVCacheOptions, type KVStorage, type WriteContext } from '@kvt/kernels';
-import { causalPaddingMask, groupedAttention } from '@kvt/models';
-import { hostAttentionWasm } from './host-attention-wasm.js';
+import { KVCacheContainer, type KVCacheOptions, type WriteContext } from '@kvt/kernels';
+import { causalPaddingMask, floatToHalf, groupedAttention, halfToFloat, int8KVQuantize, int8KVScale, PagedKVStorage, toHalf, type BlockMemory, type PagedState } from '@kvt/models';
 
-/** Decode steps with at most this many new positions use the fused kernel; longer prefills use tfjs matMuls. */
+/** Positions per block: 16 (fine-grained sharing; the loops below take a block at a time). */
+const BLOCK_SIZE = 16;
+/** Decode steps with at most this many new positions run the loops below; longer prefills use tfjs matMuls. */
 const FUSED_MAX_NEW = 8;
 
-/** The SIMD kernel (dots and weighted sums), compiled once; null where WebAssembly SIMD is missing. */
-const kernelModule: WebAssembly.Module | null = (() => {
-  try {
-    const bin = typeof atob === 'function' ? Uint8Array.from(atob(hostAttentionWasm), (c) => c.charCodeAt(0)) : new Uint8Array(0);
-    return new WebAssembly.Module(bin);
-  } catch {
-    return null;
-  }
-})();
-
-interface Kernel {
-  dots(q: number, k: number, start: number, end: number, hd: number, scores: number): void;
-  wsum(p: number, v: number, start: number, end: number, hd: number, out: number): void;
-}
-
-/**
- * Where everything lives in one `WebAssembly.Memory` (byte offsets): scratch for one head's q `[headDim]`, its output
- * `[headDim]` and its scores `[capacity]`, then K and V of every layer, each `[batch, kvHeads, capacity, headDim]`.
- */
-interface Layout {
-  readonly memory: WebAssembly.Memory;
+/** One block's bytes, with the views the kernels read them through. */
+interface HostBlock {
+  readonly u8: Uint8Array;
+  readonly i8: Int8Array;
+  readonly u16: Uint16Array;
   readonly f32: Float32Array;
-  readonly kernel: Kernel | null;
-  readonly q: number;
-  readonly out: number;
-  readonly scores: number;
-  readonly k: number[];
-  readonly v: number[];
+}
+
+/** Every fp16 bit pattern as float32 (256 KiB, built on first use): the loops read fp16 K/V through it. */
+let halfTable: Float32Array | undefined;
+function halves(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);
+  }
+  return halfTable;
 }
 
 /**
- * Host-memory storage for the CPU backend: K and V of every layer in one `WebAssembly.Memory`,
- * `[rows, kvHeads, capacity, headDim]`. Appending writes the new rows in place: O(1) in the length, with capacity
- * doubling when full (amortized growth, never past the model's positions). Decode-step attention is a fused kernel
- * that reads only the valid positions `[padding[b], length)`: q·K by WebAssembly SIMD, softmax in JS, Σ p·V by SIMD;
- * no concat, no copy of the cache, no tensor per step but the output. Where WebAssembly SIMD is missing the same
- * loops run in JavaScript. See docs/decisions/0002-kv-cache-storage.md.
+ * Host memory for the CPU backend's blocks: each block its own ArrayBuffer, named by a number. Sealing an int8
+ * cache's fp16 block quantizes each position as a direct int8 write does ({@link int8KVQuantize}).
  */
-export class HostStorage implements KVStorage {
-  private layout: Layout;
-  private cap: number;
-  /**
-   * K/V bytes written (see `Cache.bytesWritten`): new rows; every held position on growth or a reorder that changes
-   * the number of rows; the rows whose source changes on any other reorder.
-   */
-  bytesWritten = 0;
+class HostBlocks implements BlockMemory {
+  private readonly blocks = new Map<number, HostBlock>();
+  private next = 1;
 
-  constructor(
-    private readonly options: KVCacheOptions,
-    private readonly useSimd: boolean,
-    rows = options.batchSize,
-    cap = Math.min(options.maxLength, Math.max(16, options.capacityHint ?? 64)),
-  ) {
-    this.cap = cap;
-    this.layout = this.allocate(rows, cap);
+  get(block: number): HostBlock {
+    return this.blocks.get(block)!;
   }
-
-  /** A fresh memory laid out for `rows` × `cap` (16-byte aligned regions). */
-  private allocate(rows: number, cap: number): Layout {
-    const { numLayers: L, numKvHeads: kvh, headDim: hd } = this.options;
-    const align = (x: number) => Math.ceil(x / 16) * 16;
-    const scratch = align(hd * 4); // one head at a time
-    const store = align(rows * kvh * cap * hd * 4);
-    const q = 0;
-    const out = scratch;
-    const scores = 2 * scratch;
-    let at = align(scores + cap * 4);
-    const k: number[] = [];
-    const v: number[] = [];
-    for (let l = 0; l < L; l++) {
-      k.push(at);
-      at += store;
-      v.push(at);
-      at += store;
-    }
-    const memory = new WebAssembly.Memory({ initial: Math.ceil(at / 65536) || 1 });
-    const simd = this.useSimd && kernelModule && hd % 4 === 0;
-    const kernel = simd ? (new WebAssembly.Instance(kernelModule!, { env: { memory } }).exports as unknown as Kernel) : null;
-    return { memory, f32: new Float32Array(memory.buffer), kernel, q, out, scores, k, v };
+  malloc(bytes: number): number {
+    const buffer = new ArrayBuffer(bytes);
+    const id = this.next++;
+    this.blocks.set(id, { u8: new Uint8Array(buffer), i8: new Int8Array(buffer), u16: new Uint16Array(buffer), f32: new Float32Array(buffer) });
+    return id;
   }
-
-  get capacity(): number {
-    return this.cap;
+  free(block: number): void {
+    this.blocks.delete(block);
   }
-  /** Bytes of the `WebAssembly.Memory` really held: K/V, one head's scratch, rounded up to 64 KiB pages. */
-  get hostBytes(): number {
-    return this.layout.memory.buffer.byteLength;
+  copy(dst: number, src: number, bytes: number): void {
+    this.get(dst).u8.set(this.get(src).u8.subarray(0, bytes));
   }
-
-  /** Copies rows (`from[i]` → row i) and the first `length` positions into a new layout of `newCap`. */
-  private relayout(from: readonly number[], newCap: number, length: number): void {
-    const old = this.layout;
-    const oldCap = this.cap;
-    const next = this.allocate(from.length, newCap);
-    const { numKvHeads: kvh, headDim: hd } = this.options;
-    for (let l = 0; l < this.options.numLayers; l++) {
-      for (const [src, dst] of [[old.k[l]!, next.k[l]!], [old.v[l]!, next.v[l]!]] as const) {
-        from.forEach((r, to) => {
-          for (let h = 0; h < kvh; h++) {
-            const s = src / 4 + (r * kvh + h) * oldCap * hd;
-            next.f32.set(old.f32.subarray(s, s + length * hd), dst / 4 + (to * kvh + h) * newCap * hd);
-          }
-        });
+  view(block: number): { buffer: ArrayBufferLike; byteOffset: number } {
+    return { buffer: this.get(block).u8.buffer, byteOffset: 0 };
+  }
+  seal(open: number, sealed: number, regions: number, filled: number, hd: number, shift: number, stride: number, openStride: number): void {
+    const [from, to] = [this.get(open), this.get(sealed)];
+    const block = 1 << shift;
+    const table = halves();
+    const x = new Float32Array(hd);
+    for (let g = 0; g < regions; g++)
+      for (let s = 0; s < filled; s++) {
+        const src = (g * openStride) / 2 + s * hd;
+        for (let i = 0; i < hd; i++) x[i] = table[from.u16[src + i]!]!;
+        const head = g * stride;
+        to.u8[head + block * hd + s] = int8KVQuantize(x, to.i8.subarray(head + s * hd, head + (s + 1) * hd));
       }
-    }
-    this.layout = next;
-    this.cap = newCap;
-    this.bytesWritten += 8 * this.options.numLayers * from.length * kvh * length * hd;
   }
+}
 
-  async read(layer: number, length: number, rows: number): Promise<{ k: Float32Array; v: Float32Array }> {
-    const { numKvHeads: kvh, headDim: hd } = this.options;
-    const { f32 } = this.layout;
-    const [k, v] = [this.layout.k[layer]!, this.layout.v[layer]!].map((base) => {
-      const out = new Float32Array(rows * kvh * length * hd);
-      for (let r = 0; r < rows; r++)
-        for (let h = 0; h < kvh; h++) {
-          const s = base / 4 + (r * kvh + h) * this.cap * hd;
-          out.set(f32.subarray(s, s + length * hd), (r * kvh + h) * length * hd);
-        }
-      return out;
-    });
-    return { k: k!, v: v! };
-  }
+/** The CPU backend's block memory, one per process: caches and their forks share blocks through it. */
+const hostBlocks = new HostBlocks();
 
-  reserve(needed: number, length: number, rows: number): void {
-    // amortized growth: double (never past the model's positions), copying the valid rows once
-    const cap = Math.min(this.options.maxLength, Math.max(needed, 2 * this.cap));
-    this.relayout(Array.from({ length: rows }, (_, r) => r), cap, length);
+/**
+ * The CPU backend's K/V storage: {@link PagedKVStorage} blocks in host memory (float32, fp16, or int8 with the block
+ * being filled as fp16), written in place. A decode step's attention runs loops over the row's blocks that read
+ * only the valid positions `[padding[b], length)`, dequantizing fp16 and int8 as they read: q·K, softmax, Σ p·V; no
+ * copy of the cache, no tensor per step but the output. A long prefill gathers the valid positions once and runs
+ * tfjs matMuls. See docs/decisions/0002-kv-cache-storage.md and 0011.
+ */
+export class HostStorage extends PagedKVStorage {
+  /** Scores of one (row, head, position), grown as needed. */
+  private scores = new Float32Array(64);
+
+  constructor(options: KVCacheOptions, rows = options.batchSize, tables?: number[][], from?: PagedState) {
+    super(options, hostBlocks, BLOCK_SIZE, rows, tables, from);
   }
 
   attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): tf.Tensor4D {
     const [b, H, n, hd] = q.shape;
-    const kvh = this.options.numKvHeads;
-    const { f32 } = this.layout;
-    const cap = this.cap;
-    const len = at.start;
-    const kBase = this.layout.k[layer]! / 4;
-    const vBase = this.layout.v[layer]! / 4;
-    // write the new rows in place: K[b, h, len + i, :] = k[b, h, i, :]
-    const kIn = k.dataSync() as Float32Array;
-    const vIn = v.dataSync() as Float32Array;
-    for (let bh = 0; bh < b * kvh; bh++) {
-      f32.set(kIn.subarray(bh * n * hd, (bh + 1) * n * hd), kBase + (bh * cap + len) * hd);
-      f32.set(vIn.subarray(bh * n * hd, (bh + 1) * n * hd), vBase + (bh * cap + len) * hd);
-    }
-    this.bytesWritten += 8 * b * kvh * n * hd;
-    const total = len + n;
+    if (layer === 0 && n > 0) this.prepareBlocks(at, n);
+    this.write(layer, k.dataSync() as Float32Array, 0, b, n, at.start);
+    this.write(layer, v.dataSync() as Float32Array, 1, b, n, at.start);
+    this.bytesWritten += 2 * b * this.options.numKvHeads * n * hd * this.valueBytes;
+    const total = at.start + n;
     if (n > FUSED_MAX_NEW) {
-      // a long prefill: matMuls over a copy of the valid rows (once per prompt)
-      const view = (base: number) => {
-        const out = new Float32Array(b * kvh * total * hd);
-        for (let bh = 0; bh < b * kvh; bh++) out.set(f32.subarray(base + bh * cap * hd, base + (bh * cap + total) * hd), bh * total * hd);
-        return tf.tensor4d(out, [b, kvh, total, hd]);
-      };
-      const mask = tf.tensor4d(causalPaddingMask(at.padding, len, n, total), [b, 1, n, total]);
-      return groupedAttention(q, view(kBase), view(vBase), mask);
+      // a long prefill: matMuls over a copy of the valid positions (once per prompt)
+      const { k: K, v: V } = this.gather(layer, total, 0);
+      const shape: [number, number, number, number] = [b, this.options.numKvHeads, total, hd];
+      const mask = tf.tensor4d(causalPaddingMask(at.padding, at.start, n, total), [b, 1, n, total]);
+      return groupedAttention(q, tf.tensor4d(K, shape), tf.tensor4d(V, shape), mask);
     }
-    return tf.tensor4d(this.fusedAttention(q.dataSync() as Float32Array, layer, b, H, n, at), [b, H, n, hd]);
+    return tf.tensor4d(this.attention(layer, q.dataSync() as Float32Array, b, H, n, at), [b, H, n, hd]);
   }
 
-  /** softmax(q · Kᵀ) · V over positions [padding[b], start + i] of each row; q is already scaled. */
-  private fusedAttention(qd: Float32Array, layer: number, b: number, H: number, n: number, at: WriteContext): Float32Array {
-    const { f32, kernel } = this.layout;
-    const hd = this.options.headDim;
-    const cap = this.cap;
-    const groups = H / this.options.numKvHeads;
-    const qAt = this.layout.q;
-    const outAt = this.layout.out;
-    const sAt = this.layout.scores;
-    const scores = f32.subarray(sAt / 4, sAt / 4 + cap);
-    const qHead = f32.subarray(qAt / 4, qAt / 4 + hd);
-    const outHead = f32.subarray(outAt / 4, outAt / 4 + hd);
+  /**
+   * Stores K (kv 0) or V `[b, kvHeads, n, hd]` at positions start…: float32, fp16, or int8 (sealed blocks) and fp16
+   * (the block being filled), keys of an int8 cache less the key offsets (set first by the cache's first write).
+   */
+  private write(layer: number, data: Float32Array, kv: 0 | 1, b: number, n: number, start: number): void {
+    const { numKvHeads: kvh, headDim: hd } = this.options;
+    const dtype = this.options.kvDtype ?? 'fp32';
+    const mu = this.int8 && kv === 0 ? this.keyOffsetsOf(layer) : undefined;
+    if (mu && this.offsetsFrom >= 0) for (let g = 0; g < kvh; g++) for (let i = 0; i < hd; i++) mu[g * hd + i] = floatToHalf(data[(g * n + this.offsetsFrom) * hd + i]!);
+    const table = halves();
+    const x = new Float32Array(hd);
+    for (let r = 0; r < b; r++)
+      for (let g = 0; g < kvh; g++)
+        for (let t = 0; t < n; t++) {
+          const j = start + t;
+          const open = this.isOpen(j >> this.shift);
+          const block = hostBlocks.get(this.rows[r]![j >> this.shift]!);
+          const head = this.headAt(layer, kv, g, open);
+          const slot = j & (this.blockSize - 1);
+          const src = ((r * kvh + g) * n + t) * hd;
+          if (dtype === 'fp32') block.f32.set(data.subarray(src, src + hd), head / 4 + slot * hd);
+          else {
+            for (let i = 0; i < hd; i++) x[i] = mu ? Math.fround(data[src + i]! - table[mu[g * hd + i]!]!) : data[src + i]!;
+            if (dtype === 'fp16' || open) for (let i = 0; i < hd; i++) block.u16[head / 2 + slot * hd + i] = floatToHalf(x[i]!);
+            else {
+              for (let i = 0; i < hd; i++) x[i] = toHalf(x[i]!);
+              block.u8[head + this.blockSize * hd + slot] = int8KVQuantize(x, block.i8.subarray(head + slot * hd, head + (slot + 1) * hd));
+            }
+          }
+        }
+  }
+
+  /** An int8 cache's key offsets of `layer`, fp16 bits [kvHeads, hd]. */
+  private keyOffsetsOf(layer: number): Uint16Array {
+    const { numKvHeads: kvh, headDim: hd } = this.options;
+    return hostBlocks.get(this.keyOffsets).u16.subarray(layer * kvh * hd, (layer + 1) * kvh * hd);
+  }
+
+  /** softmax(q · Kᵀ) · V over positions [padding[r], start + t] of each row, block by block; q is already scaled. */
+  private attention(layer: number, qd: Float32Array, b: number, H: number, n: number, at: WriteContext): Float32Array {
+    const { numKvHeads: kvh, headDim: hd } = this.options;
+    const groups = H / kvh;
+    const B = this.blockSize;
+    const int8 = this.int8;
+    const fp16 = this.options.kvDtype === 'fp16';
+    const table = halves();
+    if (this.scores.length < at.start + n) this.scores = new Float32Array(2 * (at.start + n));
+    const scores = this.scores;
     const result = new Float32Array(b * H * n * hd); // [b, H, n, hd]
     for (let r = 0; r < b; r++) {
-      const start = at.padding[r]!;
+      const tab = this.rows[r]!;
       for (let h = 0; h < H; h++) {
-        const head = (r * this.options.numKvHeads + Math.floor(h / groups)) * cap * hd * 4;
-        const kAt = this.layout.k[layer]! + head;
-        const vAt = this.layout.v[layer]! + head;
-        for (let i = 0; i < n; i++) {
-          const row = ((r * H + h) * n + i) * hd;
-          qHead.set(qd.subarray(row, row + hd));
-          const end = at.start + i + 1;
-          if (kernel) kernel.dots(qAt, kAt, start, end, hd, sAt);
-          else jsDots(f32, qAt / 4, kAt / 4, start, end, hd, scores);
+        const g = Math.floor(h / groups);
+        for (let t = 0; t < n; t++) {
+          const qAt = ((r * H + h) * n + t) * hd;
+          const [start, end] = [at.padding[r]!, at.start + t + 1];
           let max = -Infinity;
-          for (let j = start; j < end; j++) if (scores[j]! > max) max = scores[j]!;
-          let sum = 0;
-          for (let j = start; j < end; j++) {
-            const e = Math.exp(scores[j]! - max);
-            scores[j] = e;
-            sum += e;
+          for (let bi = start >> this.shift; bi <= (end - 1) >> this.shift; bi++) {
+            const open = this.isOpen(bi);
+            const block = hostBlocks.get(tab[bi]!);
+            const head = this.headAt(layer, 0, g, open);
+            for (let j = Math.max(start, bi * B); j < Math.min(end, (bi + 1) * B); j++) {
+              const slot = j & (B - 1);
+              let s = 0;
+              if (fp16 || open) for (let i = 0, at16 = head / 2 + slot * hd; i < hd; i++) s += qd[qAt + i]! * table[block.u16[at16 + i]!]!;
+              else if (int8) {
+                for (let i = 0, at8 = head + slot * hd; i < hd; i++) s += qd[qAt + i]! * block.i8[at8 + i]!;
+                s *= this.scaleOf(block, head, slot);
+              } else for (let i = 0, at32 = head / 4 + slot * hd; i < hd; i++) s += qd[qAt + i]! * block.f32[at32 + i]!;
+              scores[j] = s;
+              if (s > max) max = s;
+            }
           }
-          const inv = 1 / sum;
-          for (let j = start; j < end; j++) scores[j] = scores[j]! * inv;
-          if (kernel) kernel.wsum(sAt, vAt, start, end, hd, outAt);
-          else jsWeightedSum(f32, scores, vAt / 4, start, end, hd, outAt / 4);
-          result.set(outHead, row);
+          let sum = 0;
+          for (let j = start; j < end; j++) sum += scores[j] = Math.exp(scores[j]! - max);
+          const o = result.subarray(qAt, qAt + hd);
+          for (let bi = start >> this.shift; bi <= (end - 1) >> this.shift; bi++) {
+            const open = this.isOpen(bi);
+            const block = hostBlocks.get(tab[bi]!);
+            const head = this.headAt(layer, 1, g, open);
+            for (let j = Math.max(start, bi * B); j < Math.min(end, (bi + 1) * B); j++) {
+              const slot = j & (B - 1);
+              let p = scores[j]! / sum;
+              if (fp16 || open) for (let i = 0, at16 = head / 2 + slot * hd; i < hd; i++) o[i] += p * table[block.u16[at16 + i]!]!;
+              else if (int8) {
+                p *= this.scaleOf(block, head, slot);
+                for (let i = 0, at8 = head + slot * hd; i < hd; i++) o[i] += p * block.i8[at8 + i]!;
+              } else for (let i = 0, at32 = head / 4 + slot * hd; i < hd; i++) o[i] += p * block.f32[at32 + i]!;
+            }
+          }
         }
       }
     }
     return result;
   }
 
-  reorder(indices: readonly number[], length: number, rows: number): void {
-    if (indices.length !== rows) {
-      this.relayout(indices, this.cap, length); // more or fewer rows: a new layout
-      return;
-    }
-    // the same rows: only those whose source changes are written (beams kept in place move nothing); their sources
-    // are copied out first, since a source may be a row that is overwritten
-    const changed = indices.flatMap((src, dst) => (src === dst ? [] : [dst]));
-    if (changed.length === 0) return;
-    const { numKvHeads: kvh, headDim: hd, numLayers } = this.options;
-    const span = length * hd;
-    const { f32 } = this.layout;
-    const held = new Float32Array(changed.length * kvh * span);
-    const at = (base: number, r: number, h: number) => base / 4 + (r * kvh + h) * this.cap * hd;
-    for (let l = 0; l < numLayers; l++)
-      for (const base of [this.layout.k[l]!, this.layout.v[l]!]) {
-        changed.forEach((dst, i) => {
-          for (let h = 0; h < kvh; h++) held.set(f32.subarray(at(base, indices[dst]!, h), at(base, indices[dst]!, h) + span), (i * kvh + h) * span);
-        });
-        changed.forEach((dst, i) => {
-          for (let h = 0; h < kvh; h++) f32.set(held.subarray((i * kvh + h) * span, (i * kvh + h + 1) * span), at(base, dst, h));
-        });
-      }
-    this.bytesWritten += 8 * numLayers * changed.length * kvh * span;
+  /** The scale of an int8 position: its scale byte after the head region's values. */
+  private scaleOf(block: HostBlock, head: number, slot: number): number {
+    return int8Scales[block.u8[head + this.blockSize * this.options.headDim + slot]!]!;
   }
 
-  fork(_length: number, rows: number): HostStorage {
-    const copy = new HostStorage(this.options, this.useSimd, rows, this.cap);
-    copy.layout.f32.set(this.layout.f32);
-    copy.bytesWritten = this.layout.f32.byteLength;
-    return copy;
-  }
-
-  dispose(): void {
-    this.layout = { ...this.layout, f32: new Float32Array(0) };
+  fork(): HostStorage {
+    return new HostStorage(this.options, this.rows.length, ...this.forkState());
   }
 }
+
+/** Every int8 scale byte's scale. */
+const int8Scales = Float32Array.from({ length: 256 }, (_, code) => int8KVScale(code));
 
 /**
  * The CPU backend's KV cache: {@link HostStorage} in the shared container.
@@ -259,26 +220,7 @@ export class HostStorage implements KVStorage {
  * ```
  */
 export class HostKVCache extends KVCacheContainer<HostStorage> {
-  /** `useSimd: false` runs the JavaScript loops (for tests; SIMD is used wherever it exists). */
-  constructor(options: KVCacheOptions & { readonly useSimd?: boolean }) {
-    super(options, new HostStorage(options, options.useSimd ?? true));
-  }
-}
-
-function jsDots(f32: Float32Array, q: number, k: number, start: number, end: number, hd: number, scores: Float32Array): void {
-  for (let j = start; j < end; j++) {
-    const row = k + j * hd;
-    let s = 0;
-    for (let d = 0; d < hd; d++) s += f32[q + d]! * f32[row + d]!;
-    scores[j] = s;
-  }
-}
-
-function jsWeightedSum(f32: Float32Array, p: Float32Array, v: number, start: number, end: number, hd: number, out: number): void {
-  f32.fill(0, out, out + hd);
-  for (let j = start; j < end; j++) {
-    const row = v + j * hd;
-    const pj = p[j]!;
-    for (let d = 0; d < hd; d++) f32[out + d] += pj * f32[row + d]!;
+  constructor(options: KVCacheOptions) {
+    super(options, new HostStorage(options));
   }
 }
