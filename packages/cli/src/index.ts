@@ -25,7 +25,7 @@ const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.
 const backendOption = () => new Option('--backend <name>', 'compute backend').choices(['cpu', 'wasm']).default('wasm');
 const weightsOption = () =>
   new Option('--weights <format>', 'linear weights on the backend: fp32, fp16, or quantized at load to q8_0 / q4_0 / q4_k (default: as the file stores them)').choices([...WEIGHT_FORMATS]);
-const kvDtypeOption = () => new Option('--kv-dtype <type>', 'how the KV cache stores keys and values (fp16, int8: wasm)').choices([...KV_DTYPES]).default('fp32');
+const kvDtypeOption = () => new Option('--kv-dtype <type>', 'how the KV cache stores keys and values (fp16, int8: wasm and cpu)').choices([...KV_DTYPES]).default('fp32');
 const cacheOption = () =>
   new Option('--cache <mode>', 'KV cache: the backend\'s own, the reference concat cache, or none (recompute)').choices(['backend', 'concat', 'none']).default('backend');
 
