@@ -93,7 +93,7 @@ export class HostStorage extends PagedKVStorage {
     const total = at.start + n;
     if (n > FUSED_MAX_NEW) {
       // a long prefill: matMuls over a copy of the valid positions (once per prompt)
-      const { k: K, v: V } = this.gather(layer, total, 0);
+      const { k: K, v: V } = this.gather(layer, total);
       const shape: [number, number, number, number] = [b, this.options.numKvHeads, total, hd];
       const mask = tf.tensor4d(causalPaddingMask(at.padding, at.start, n, total), [b, 1, n, total]);
       return groupedAttention(q, tf.tensor4d(K, shape), tf.tensor4d(V, shape), mask);

@@ -1,6 +1,8 @@
+import type { EncoderState } from './model.js';
+
 /**
- * How a cache stores keys and values: float32, fp16 (half the bytes), or int8 with a float32 scale per position and
- * head (a quarter plus the scales); attention dequantizes as it reads.
+ * How a cache stores keys and values: float32, fp16 (half the bytes), or int8 with a scale byte per position and head
+ * (the block being filled kept as fp16); attention dequantizes as it reads.
  */
 export type KVDtype = 'fp32' | 'fp16' | 'int8';
 
@@ -74,4 +76,6 @@ export interface EncoderDecoderCache extends Cache {
   readonly rowsPerSource: number;
   /** Bytes of the cross-attention K/V. */
   readonly crossAttentionBytes: number;
+  /** The encoder output the cross-attention K/V come from (`model.encode`'s, not owned by the cache). */
+  readonly encoderState: EncoderState;
 }

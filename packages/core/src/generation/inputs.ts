@@ -64,9 +64,9 @@ export function checkRequest(
     throw new InvalidOptionError('kvDtype', request.kvDtype, "'fp32', 'fp16' or 'int8'");
   const c = request.cache as Record<string, unknown> | undefined;
   if (c !== null && typeof c === 'object') {
-    if (call !== 'generate' || ['reorder', 'truncate', 'fork', 'dispose'].some((m) => typeof c[m] !== 'function') || typeof c.batchSize !== 'number')
-      throw new InvalidOptionError('cache', c, call === 'generate' ? "a cache from model.createCache, or 'auto', 'backend', 'concat' or 'none'" : "'auto', 'backend', 'concat' or 'none'");
+    if (!['generate', 'translate'].includes(call) || ['reorder', 'truncate', 'fork', 'dispose'].some((m) => typeof c[m] !== 'function') || typeof c.batchSize !== 'number')
+      throw new InvalidOptionError('cache', c, ['generate', 'translate'].includes(call) ? "a cache from model.createCache, or 'auto', 'backend', 'concat' or 'none'" : "'auto', 'backend', 'concat' or 'none'");
     if (c.disposed === true) throw new InvalidOptionError('cache', c, 'a cache that is not disposed');
   } else if (c !== undefined && !CACHE_MODES.includes(c as unknown as string))
-    throw new InvalidOptionError('cache', c, call === 'generate' ? "'auto', 'backend', 'concat', 'none', or a cache from model.createCache" : "'auto', 'backend', 'concat' or 'none'");
+    throw new InvalidOptionError('cache', c, ['generate', 'translate'].includes(call) ? "'auto', 'backend', 'concat', 'none', or a cache from model.createCache" : "'auto', 'backend', 'concat' or 'none'");
 }

@@ -1,7 +1,7 @@
 import type { EncoderDecoderCache } from '../contracts/cache.js';
 import type { EncoderDecoderModel, EncoderState } from '../contracts/model.js';
 import type { Tokenizer } from '../contracts/tokenizer.js';
-import { AbortedError, InvalidOptionError, TokenOutOfRangeError } from '../errors.js';
+import { AbortedError, CacheStateError, InvalidOptionError, TokenOutOfRangeError } from '../errors.js';
 import { BeamSearchStrategy } from './beam-search.js';
 import { checkGenerationMemory, resolveGenerationConfig, type GenerationConfig, type GenerationOptions } from './config.js';
 import type { TokenDistribution } from './distribution.js';
@@ -33,7 +33,14 @@ export interface TranslateRequest extends GenerationOptions {
   signal?: AbortSignal;
   /** Called with every generated token (greedy, sampling, alternatives; beam search streams {@link BeamEvent}s). */
   onToken?: (event: TokenEvent) => void;
-  cache?: CacheMode;
+  /**
+   * How the decoder's keys and values are kept (default 'auto'), or a cache that already holds a translation's
+   * start (from `model.createCache({ encoderState, rowsPerSource: 1 })` of these sources, and earlier calls): its
+   * encoder state is used (nothing is encoded again); a non-empty one is continued by `targetPrefix` (no start token
+   * again), only it is run, and the cache is advanced in place and not released. After greedy or sampling of one output per source it holds everything but the last
+   * generated token (feed it as the next call's `targetPrefix`); with beams or several samples, the final rows.
+   */
+  cache?: CacheMode | EncoderDecoderCache;
 }
 
 export interface TranslationHypothesis {
@@ -124,15 +131,19 @@ export async function* translateStream(
   const longestPrefix = Math.max(...prefixes.map((p) => p.length));
   if (prefixes.some((p) => p.length !== longestPrefix))
     throw new InvalidOptionError('targetPrefix', request.targetPrefix, 'prefixes of one length for all sources');
+  const given = typeof request.cache === 'object' ? request.cache : undefined;
+  // decoder positions a given cache holds: the prefix continues them
+  const held = given ? givenCacheLength(given, sources, longestPrefix) : 0;
   const config = resolveGenerationConfig(request, model.config, {
-    promptLength: 1 + longestPrefix,
+    promptLength: held + (held > 0 ? 0 : 1) + longestPrefix,
     inputs: sources.length,
     ...(model.generationDefaults ? { defaults: model.generationDefaults } : {}),
   });
   const decoderStart = model.config.specialTokens.decoderStart;
   if (decoderStart === undefined)
     throw new InvalidOptionError('model.config.specialTokens.decoderStart', undefined, 'a decoder start token');
-  validateIdBatch([[decoderStart, ...prefixes[0]!]], model.config.vocabSize, model.config.maxPositions, config.maxNewTokens, 'target');
+  const histories = prefixes.map((p) => (held > 0 ? [...p] : [decoderStart, ...p]));
+  validateIdBatch([histories[0]!], model.config.vocabSize, model.config.maxPositions - held, config.maxNewTokens, 'target');
   const tokenizer = request.targetTokenizer ?? request.tokenizer;
   if (config.stopStrings.length > 0 && !tokenizer)
     throw new InvalidOptionError('stopStrings', config.stopStrings, 'a tokenizer to go with them (request.tokenizer)');
@@ -141,10 +152,9 @@ export async function* translateStream(
     throw new InvalidOptionError('alternatives', request.alternatives, `an integer in [1, ${model.config.vocabSize}]`);
   if (A > 1 && (config.numBeams > 1 || config.sampling))
     throw new InvalidOptionError('alternatives', A, 'greedy decoding (numBeams 1, temperature 0) to go with alternatives');
-  if (A > 1) checkGenerationMemory(model.config, sources.length * A, 1 + longestPrefix + config.maxNewTokens);
+  if (A > 1) checkGenerationMemory(model.config, sources.length * A, held + histories[0]!.length + config.maxNewTokens);
 
   const fan = A > 1 ? A : config.numBeams > 1 ? config.numBeams : config.numReturnSequences;
-  const histories = prefixes.map((p) => [decoderStart, ...p]);
   const stepMs: number[] = [];
   let encodeMs = 0;
   let firstTokenMs = 0;
@@ -164,11 +174,17 @@ export async function* translateStream(
   let session: DecodingSession<EncoderDecoderCache> | undefined;
   try {
     checkAbort(); // a signal aborted before the call: nothing runs
-    const t0 = performance.now();
-    state = await model.encode(sources);
-    encodeMs = performance.now() - t0;
-    checkAbort();
-    session = encoderDecoderSession(model, state, 1, request.cache ?? 'auto', histories[0]!.length + config.maxNewTokens - 1);
+    if (given) {
+      // the cache's own encoder output (the caller's): nothing is encoded again
+      const encoderState = given.encoderState;
+      session = { vocabSize: model.config.vocabSize, cache: given, step: (t) => model.decode(t, encoderState, given), reorder: (i) => given.reorder(i), dispose: () => undefined };
+    } else {
+      const t0 = performance.now();
+      state = await model.encode(sources);
+      encodeMs = performance.now() - t0;
+      checkAbort();
+      session = encoderDecoderSession(model, state, 1, (request.cache as CacheMode | undefined) ?? 'auto', histories[0]!.length + config.maxNewTokens - 1);
+    }
     // the start token and any forced prefix, once per source; beams, samples and alternatives then fan out
     const t1 = performance.now();
     const first = await session.step(histories);
@@ -212,6 +228,22 @@ export async function* translateStream(
     session?.dispose();
     state?.dispose();
   }
+}
+
+/**
+ * The decoder positions a given cache holds, checked before any work: one row per source (a cache of these sources,
+ * not yet fanned out), and a non-empty one needs a target prefix to continue it.
+ */
+function givenCacheLength(cache: EncoderDecoderCache, sources: readonly number[][], prefixLength: number): number {
+  const lengths = cache.encoderState.sourceLengths;
+  if (cache.sourceCount !== sources.length || cache.batchSize !== sources.length || sources.some((s, i) => s.length !== lengths[i]))
+    throw new CacheStateError(
+      `The cache holds ${cache.batchSize} rows of ${cache.sourceCount} sources of ${lengths.join(', ')} tokens; the request has ${sources.length} of ${sources.map((s) => s.length).join(', ')} (continue a cache from model.createCache({ encoderState: await model.encode(sources), rowsPerSource: 1 }) of these sources).`,
+    );
+  if (cache.encoderState.disposed) throw new CacheStateError("The cache's encoder state is disposed; keep it until the cache is done.");
+  if (cache.length > 0 && prefixLength === 0)
+    throw new InvalidOptionError('targetPrefix', undefined, `the target tokens that continue the cache's ${cache.length} decoder positions (at least the last token the previous call generated)`);
+  return cache.length;
 }
 
 /** CTranslate2's alternatives: row k of a source takes the k-th most likely first token (ties: lower id first). */

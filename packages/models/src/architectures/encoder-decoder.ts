@@ -388,7 +388,7 @@ export class EncoderDecoderTransformer implements EncoderDecoderModel {
     const kv = cache ?? this.createCache({ encoderState: state, rowsPerSource: rows / state.batchSize, kind: 'concat' });
     try {
       if (kv.disposed) throw new DisposedError('encoder-decoder cache');
-      if (kv.encoderStateId !== state) throw new CacheStateError('This cache was made for another encoder state; create one with this state.');
+      if (kv.encoderState !== state) throw new CacheStateError('This cache was made for another encoder state; create one with this state.');
       if (rows !== kv.batchSize) throw new ShapeMismatchError('targetIds', [kv.batchSize, n], [rows, n], 'one row per cache row');
       const start = kv.length;
       if (start + n > c.maxPositions) throw new PromptTooLongError(start + n, 0, c.maxPositions);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { CacheStateError, DisposedError, type EncoderDecoderCache } from '@kvt/core';
+import { CacheStateError, DisposedError, type EncoderDecoderCache, type EncoderState } from '@kvt/core';
 import type { KVCache } from '@kvt/kernels';
 
 /** Cross-attention keys and values of one decoder layer, projected from the encoder output once. */
@@ -21,8 +21,8 @@ export class EncoderDecoderKVCache implements EncoderDecoderCache {
     readonly self: KVCache,
     readonly sourceCount: number,
     private groupSize: number,
-    /** Identifies the encoder state the cross K/V come from. */
-    readonly encoderStateId: object,
+    /** The encoder state the cross K/V come from (the caller's; not disposed here). */
+    readonly encoderState: EncoderState,
   ) {}
 
   /** Rows (beams) that read each source; a reorder may change it (one row per source fanned out to beams). */
@@ -94,7 +94,7 @@ export class EncoderDecoderKVCache implements EncoderDecoderCache {
 
   fork(): EncoderDecoderKVCache {
     this.check();
-    const copy = new EncoderDecoderKVCache(this.self.fork(), this.sourceCount, this.rowsPerSource, this.encoderStateId);
+    const copy = new EncoderDecoderKVCache(this.self.fork(), this.sourceCount, this.rowsPerSource, this.encoderState);
     if (this.crossKV) copy.setCross(this.crossKV.map((c) => ({ k: tf.clone(c.k), v: tf.clone(c.v) })));
     return copy;
   }

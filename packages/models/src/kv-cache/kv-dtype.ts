@@ -7,7 +7,14 @@ function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** x rounded to fp16 and back. */
+/**
+ * x rounded to fp16 (nearest even) and back.
+ *
+ * @example
+ * ```ts
+ * toHalf(0.1); // 0.0999755859375
+ * ```
+ */
 export function toHalf(x: number): number {
   return halfToFloat(floatToHalf(x));
 }
@@ -29,7 +36,7 @@ const bitsU32 = new Uint32Array(bits.buffer);
  *
  * @example
  * ```ts
- * int8KVScale(int8KVScaleCode(1.27)); // 0.01025390625: 1.27 / 127 rounded up to the byte's grid
+ * int8KVScale(int8KVScaleCode(1.27)); // 0.0107421875: 1.27 / 127 = 1.28 · 2^-7 rounded up to 1.375 · 2^-7
  * ```
  */
 export function int8KVScale(code: number): number {
@@ -53,7 +60,7 @@ export function int8KVScaleCode(amax: number): number {
  * @example
  * ```ts
  * const codes = new Int8Array(4);
- * int8KVScale(int8KVQuantize(Float32Array.of(0.5, -1, 0.25, 0.125), codes)) * codes[1]!; // -1.0001…, the stored -1
+ * int8KVScale(int8KVQuantize(Float32Array.of(0.5, -1, 0.25, 0.125), codes)) * codes[1]!; // -1.001953125, the stored -1
  * ```
  */
 export function int8KVQuantize(x: ArrayLike<number>, codes: Int8Array): number {

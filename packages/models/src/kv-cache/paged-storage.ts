@@ -51,6 +51,15 @@ export interface PagedState {
  * int8 (decision 0011): a row's blocks before `sealed` are int8 (each head region: the positions' int8 values, then a
  * scale byte per position), the rest fp16; a write that reaches a later block seals the ones before it (a new int8
  * block each). Keys are stored less a per-(layer, head) offset, fp16: the cache's first key (softmax cancels it).
+ *
+ * @example
+ * ```ts
+ * // the CPU backend's cache is one: a reorder builds block tables, and rows share blocks
+ * import { HostKVCache } from '@kvt/backend-cpu';
+ * const cache = new HostKVCache({ numLayers: 2, batchSize: 2, numKvHeads: 2, headDim: 8, maxLength: 64, kvDtype: 'int8' });
+ * cache.reorder([0, 0]);
+ * cache.dispose();
+ * ```
  */
 export abstract class PagedKVStorage implements KVStorage {
   private readonly refs: Map<number, number>;
@@ -265,14 +274,14 @@ export abstract class PagedKVStorage implements KVStorage {
   }
 
   async read(layer: number, length: number): Promise<{ k: Float32Array; v: Float32Array }> {
-    return this.gather(layer, length, 0);
+    return this.gather(layer, length);
   }
 
   /**
    * K and V of `layer` at positions [0, length) of every row as float32 `[rows, kvHeads, length, headDim]`, dequantized
-   * (int8 keys with their offsets added back; `from` > 0 leaves the positions before it 0).
+   * (int8 keys with their offsets added back).
    */
-  protected gather(layer: number, length: number, from: number): { k: Float32Array; v: Float32Array } {
+  protected gather(layer: number, length: number): { k: Float32Array; v: Float32Array } {
     const { numKvHeads: kvh, headDim: hd } = this.options;
     const [k, v] = [new Float32Array(this.rows.length * kvh * length * hd), new Float32Array(this.rows.length * kvh * length * hd)];
     const offsets = this.keyOffsets ? this.memory.view(this.keyOffsets) : undefined;
@@ -280,7 +289,7 @@ export abstract class PagedKVStorage implements KVStorage {
     this.rows.forEach((table, r) =>
       [k, v].forEach((out, kv) => {
         for (let h = 0; h < kvh; h++)
-          for (let p = from; p < length; p++) {
+          for (let p = 0; p < length; p++) {
             const open = this.isOpen(p >> this.shift);
             const { buffer, byteOffset } = this.memory.view(table[p >> this.shift]!);
             const head = byteOffset + this.headAt(layer, kv as 0 | 1, h, open);

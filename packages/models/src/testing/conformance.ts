@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import {
   AbortedError,
   CacheStateError,
+  InvalidOptionError,
   PromptTooLongError,
   TokenOutOfRangeError,
   argmax,
@@ -519,6 +520,42 @@ export function describeCacheConformance(o: ConformanceOptions): void {
             const alone = await translate(model, { sourceIds: SOURCES[i]!, maxNewTokens: 10, cache: o.cache });
             expect(together.translations[i]!.tokens).toEqual(alone.translations[0]!.tokens);
           }
+        });
+
+        it('translate continues a given cache: two calls equal one (the second runs only its prefix); 4 beams over it; a mismatched cache is a typed error', async () => {
+          const before = tf.memory().numTensors;
+          const whole = await translate(model, { sourceIds: SOURCES[0]!, maxNewTokens: 10, stopTokenIds: [], cache: o.cache });
+          const state = await model.encode([SOURCES[0]!]);
+          const cache = model.createCache({ encoderState: state, rowsPerSource: 1, kind: o.cache });
+          try {
+            const first = await translate(model, { sourceIds: SOURCES[0]!, maxNewTokens: 4, stopTokenIds: [], cache });
+            expect(cache.length, 'the start token and every generated token but the last').toBe(4);
+            const last = first.translations[0]!.tokens.at(-1)!;
+            const rows: number[] = [];
+            const watched = { ...model, kind: model.kind, config: model.config, encode: model.encode.bind(model), createCache: model.createCache.bind(model),
+              decode: ((ids, s, c, options) => (rows.push(ids[0]!.length), model.decode(ids, s, c, options))) as typeof model.decode };
+            const rest = await translate(watched, { sourceIds: SOURCES[0]!, targetPrefix: [last], maxNewTokens: 6, stopTokenIds: [], cache });
+            expect(rows[0], 'the second call runs its prefix only').toBe(1);
+            expect([...first.translations[0]!.tokens, ...rest.translations[0]!.tokens.slice(1)]).toEqual(whole.translations[0]!.tokens);
+            expect(cache.disposed).toBe(false);
+            // beams over a given cache fan its row out and equal beams over the same prefix from scratch
+            const fork = cache.fork() as EncoderDecoderCache;
+            const beams = await translate(model, { sourceIds: SOURCES[0]!, targetPrefix: rest.translations[0]!.tokens.slice(-1), maxNewTokens: 3, numBeams: 4, stopTokenIds: [], cache: fork });
+            const prefix = [...first.translations[0]!.tokens, ...rest.translations[0]!.tokens.slice(1)];
+            const fresh = await translate(model, { sourceIds: SOURCES[0]!, targetPrefix: prefix, maxNewTokens: 3, numBeams: 4, stopTokenIds: [], cache: o.cache });
+            expect(beams.translations[0]!.tokens.slice(1)).toEqual(fresh.translations[0]!.tokens.slice(prefix.length));
+            expect(fork.batchSize).toBe(4);
+            fork.dispose();
+            const noPrefix = await translate(model, { sourceIds: SOURCES[0]!, maxNewTokens: 2, cache }).catch((e: unknown) => e);
+            expect(InvalidOptionError.isInstance(noPrefix), 'nothing to continue the cache with').toBe(true);
+            const twoSources = await translate(model, { sourceIds: SOURCES.slice(0, 2), targetPrefix: [last], cache }).catch((e: unknown) => e);
+            expect(CacheStateError.isInstance(twoSources)).toBe(true);
+            expect(cache.length, 'refused before any work').toBe(10);
+          } finally {
+            cache.dispose();
+            state.dispose();
+          }
+          expect(tf.memory().numTensors).toBe(before);
         });
 
         it('beam reorder keeps rows within their source; translate leaks nothing after an abort or error', async () => {
