@@ -7,7 +7,7 @@ import { Int8KVRounding, int8KVRoundTrip, kvRoundTrip } from './kv-dtype.js';
 
 /**
  * Grouped-query attention: q `[b, heads, n, hd]` over k, v `[b, kvHeads, T, hd]` with an additive mask
- * `[b, 1, n, T]`. Query heads are folded into the kv-head axis (`[b, kvHeads, groups·n, hd]`), so K/V are never
+ * `[b, 1, n, T]` (or `[b, heads, n, T]`). Query heads are folded into the kv-head axis (`[b, kvHeads, groups·n, hd]`), so K/V are never
  * repeated. Returns `[b, heads, n, hd]`.
  */
 export function groupedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor4D): tf.Tensor4D {

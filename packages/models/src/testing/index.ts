@@ -3,3 +3,4 @@ export { describeCacheConformance, expectClose, type ConformanceOptions } from '
 export { tinyDecoderOnlyModels, tinyEncoderDecoderModels, type TinyDecoderOnly, type TinyEncoderDecoder } from './tiny-models.js';
 export { describeKernelConformance, type KernelConformanceOptions } from './kernel-conformance.js';
 export { dequantizedLlamaParameters } from './dequantized.js';
+export { describeSlidingWindow, type SlidingWindowOptions } from './sliding-window.js';
