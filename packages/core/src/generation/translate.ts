@@ -37,8 +37,9 @@ export interface TranslateRequest extends GenerationOptions {
    * How the decoder's keys and values are kept (default 'auto'), or a cache that already holds a translation's
    * start (from `model.createCache({ encoderState, rowsPerSource: 1 })` of these sources, and earlier calls): its
    * encoder state is used (nothing is encoded again); a non-empty one is continued by `targetPrefix` (no start token
-   * again), only it is run, and the cache is advanced in place and not released. After greedy or sampling of one output per source it holds everything but the last
-   * generated token (feed it as the next call's `targetPrefix`); with beams or several samples, the final rows.
+   * again), only it is run, and the cache is advanced in place and not released. After greedy or sampling of one
+   * output per source it holds everything but the last generated token (feed it as the next call's
+   * `targetPrefix`); with beams or several samples, the final rows.
    */
   cache?: CacheMode | EncoderDecoderCache;
 }

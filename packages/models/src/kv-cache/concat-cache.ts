@@ -7,7 +7,7 @@ import { Int8KVRounding, int8KVRoundTrip, kvRoundTrip } from './kv-dtype.js';
 
 /**
  * Grouped-query attention: q `[b, heads, n, hd]` over k, v `[b, kvHeads, T, hd]` with an additive mask
- * `[b, 1, n, T]` (or `[b, heads, n, T]`). Query heads are folded into the kv-head axis (`[b, kvHeads, groups·n, hd]`), so K/V are never
+ * `[b, 1, n, T]`. Query heads are folded into the kv-head axis (`[b, kvHeads, groups·n, hd]`), so K/V are never
  * repeated. Returns `[b, heads, n, hd]`.
  */
 export function groupedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor4D): tf.Tensor4D {
@@ -35,7 +35,7 @@ export class ConcatStorage implements KVStorage {
 
   constructor(
     numLayers: number,
-    /** K/V stored as this type: each appended row is rounded as such a cache rounds it ({@link kvRoundTrip}, {@link Int8KVRounding}). */
+    /** K/V stored as this type: each row is rounded as such a cache rounds it ({@link kvRoundTrip}, {@link Int8KVRounding}). */
     private readonly kvDtype: KVDtype = 'fp32',
   ) {
     this.keys = new Array(numLayers).fill(null);
@@ -50,7 +50,8 @@ export class ConcatStorage implements KVStorage {
   reserve(): void {} // concat grows on every write
 
   attend(layer: number, q: tf.Tensor4D, kIn: tf.Tensor4D, vIn: tf.Tensor4D, at: WriteContext): tf.Tensor4D {
-    const [k, v] = this.int8 ? this.int8Rows(layer, kIn, vIn, at) : [kIn, vIn].map((t) => (this.kvDtype === 'fp32' ? t : tf.tensor4d(kvRoundTrip(t.dataSync() as Float32Array, 'fp16'), t.shape))) as [tf.Tensor4D, tf.Tensor4D];
+    const fp16 = (t: tf.Tensor4D) => tf.tensor4d(kvRoundTrip(t.dataSync() as Float32Array, 'fp16'), t.shape);
+    const [k, v] = this.int8 ? this.int8Rows(layer, kIn, vIn, at) : this.kvDtype === 'fp16' ? [fp16(kIn), fp16(vIn)] : [kIn, vIn];
     const n = k.shape[2];
     const oldK = this.keys[layer];
     const oldV = this.values[layer];
