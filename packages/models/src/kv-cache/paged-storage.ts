@@ -69,6 +69,9 @@ export abstract class PagedKVStorage implements KVStorage {
   /** K/V bytes written (see `Cache.bytesWritten`): new rows, blocks copied on write, positions sealed. */
   bytesWritten = 0;
   protected readonly shift: number;
+  /** {@link headBytes} of the storage's type, and of an int8 cache's fp16 block. */
+  private readonly sealedHeadBytes: number;
+  private readonly openHeadBytes: number;
   /** int8: blocks before this (in every row) are int8, the rest fp16. */
   protected sealed: number;
   /** int8: the key offsets μ, fp16 [layers, kvHeads, hd] (a block, shared by forks; 0 until the first write). */
@@ -88,6 +91,9 @@ export abstract class PagedKVStorage implements KVStorage {
     if (options.kvDtype !== undefined && options.kvDtype !== 'fp32' && options.headDim % 4 !== 0)
       throw new UnsupportedError(`This KV cache stores ${options.kvDtype} K/V for head sizes that are a multiple of 4 (this model's is ${options.headDim}); use kvDtype: 'fp32'.`);
     this.shift = Math.log2(blockSize);
+    const regionBytes = (valueBytes: number, scales: number) => Math.ceil((blockSize * options.headDim * valueBytes + scales) / 16) * 16;
+    this.sealedHeadBytes = regionBytes(this.valueBytes, this.int8 ? blockSize : 0);
+    this.openHeadBytes = regionBytes(2, 0);
     this.refs = perMemory(blockRefs, memory, () => new Map());
     this.int8Set = perMemory(int8Blocks, memory, () => new Set());
     this.rows = tables ? tables.map((t) => t.map((b) => this.retain(b))) : Array.from({ length: rows }, () => []);
@@ -119,8 +125,7 @@ export abstract class PagedKVStorage implements KVStorage {
    * `open`: an int8 cache's fp16 block (the one being filled).
    */
   headBytes(open = false): number {
-    const [valueBytes, scales] = open ? [2, 0] : [this.valueBytes, this.int8 ? this.blockSize : 0];
-    return Math.ceil((this.blockSize * this.options.headDim * valueBytes + scales) / 16) * 16;
+    return open ? this.openHeadBytes : this.sealedHeadBytes;
   }
   /** Bytes of one block: every layer's K and V. */
   protected blockBytes(open = false): number {
