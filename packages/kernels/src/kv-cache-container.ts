@@ -40,6 +40,11 @@ export interface KVStorage {
    * `[rows, heads, n, headDim]` (scaled) over positions `[padding[r], start + i]`.
    */
   attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): tf.Tensor4D;
+  /**
+   * Appends k, v like {@link attend} with no queries: what filling a cache from a saved state or a sliding window's
+   * rewrite needs. Where absent, {@link KVCacheContainer.write} attends with zero queries and drops the result.
+   */
+  append?(layer: number, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): void;
   /** Called once after every layer has written a forward pass's positions. */
   advanced?(): void;
   /** Row i becomes row `indices[i]` (positions `[0, length)` are what matters). */
@@ -237,10 +242,11 @@ export class KVCacheContainer<S extends KVStorage = KVStorage> implements KVCach
     const shape: [number, number, number, number] = [this.rows, this.numKvHeads, length, this.headDim];
     layers.forEach((l, layer) => {
       const at = this.prepareWrite(layer, this.rows, length);
-      // the storage keeps what it stores; the attention of zero queries and every temporary are dropped
+      // the storage keeps what it stores; every temporary (and, without append, the attention of zero queries) is dropped
       tf.tidy(() => {
-        const [q, k, v] = [new Float32Array(size), l.k, l.v].map((d) => tf.tensor4d(d, shape));
-        this.storage.attend(layer, q!, k!, v!, at);
+        const [k, v] = [l.k, l.v].map((d) => tf.tensor4d(d, shape));
+        if (this.storage.append) this.storage.append(layer, k!, v!, at);
+        else this.storage.attend(layer, tf.zeros(shape), k!, v!, at);
       });
     });
     this.advance(length);

@@ -83,12 +83,17 @@ export class HostStorage extends PagedKVStorage {
   }
 
   attend(layer: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): tf.Tensor4D {
+    this.append(layer, k, v, at);
     const [b, H, n, hd] = q.shape;
+    return tf.tensor4d(this.attention(layer, q.dataSync() as Float32Array, b, H, n, at), [b, H, n, hd]);
+  }
+
+  append(layer: number, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): void {
+    const [b, , n, hd] = k.shape;
     if (layer === 0 && n > 0) this.prepareBlocks(at, n);
     this.write(layer, k.dataSync() as Float32Array, 0, b, n, at.start);
     this.write(layer, v.dataSync() as Float32Array, 1, b, n, at.start);
     this.bytesWritten += 2 * b * this.options.numKvHeads * n * hd * this.valueBytes;
-    return tf.tensor4d(this.attention(layer, q.dataSync() as Float32Array, b, H, n, at), [b, H, n, hd]);
   }
 
   /**

@@ -108,8 +108,7 @@ function cacheAttend({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const len = at.start;
   const t = storage.tables(layer, at, n, (len + n) * 4); // scores [len + n]
   const nb = t.blocksPerRow;
-  heap.kernels.cache_write(heap.offset(k!), KV * n * hd, n * hd, hd, t.kTabs, b, n, KV, hd, nb, len, t.layout, 1);
-  heap.kernels.cache_write(heap.offset(v!), KV * n * hd, n * hd, hd, t.vTabs, b, n, KV, hd, nb, len, t.layout, 0);
+  storage.writeRows(t, k!, v!, len);
   const out = heap.output([b, H, n, hd]);
   const o = heap.offset(out);
   heap.kernels.attend(heap.offset(q!), H * n * hd, n * hd, hd, t.kTabs, t.vTabs, t.pads, o, H * n * hd, n * hd, hd, b, n, H, KV, hd, nb, len, t.free, t.layout);

@@ -107,6 +107,18 @@ export class WasmStorage extends PagedKVStorage {
     return runCacheAttend(q, k, v, { storage: this, layer, at });
   }
 
+  /** Writes k, v `[rows, kvHeads, n, hd]` at `at.start`, attending nothing. */
+  append(layer: number, k: tf.Tensor4D, v: tf.Tensor4D, at: WriteContext): void {
+    this.writeRows(this.tables(layer, at, k.shape[2], 0), k, v, at.start);
+  }
+
+  /** kvt-kernels.c's `cache_write` of k and v `[rows, kvHeads, n, hd]` (in the heap) at `start`, through tables `t`. */
+  writeRows(t: LayerTables, k: tf.TensorInfo, v: tf.TensorInfo, start: number): void {
+    const [b, KV, n, hd] = k.shape as [number, number, number, number];
+    this.heap.kernels.cache_write(this.heap.offset(k), KV * n * hd, n * hd, hd, t.kTabs, b, n, KV, hd, t.blocksPerRow, start, t.layout, 1);
+    this.heap.kernels.cache_write(this.heap.offset(v), KV * n * hd, n * hd, hd, t.vTabs, b, n, KV, hd, t.blocksPerRow, start, t.layout, 0);
+  }
+
   fork(): WasmStorage {
     return new WasmStorage(this.options, this.rows.length, ...this.forkState());
   }
