@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionError, type DecoderOnlyModel } from '@kvt/core';
 import { loadModel } from '@kvt/loaders';
+import { STORY_PROMPTS } from '@kvt/models/testing';
 import { LlamaModel, greedyCommonPrefix, logitsAgreement, randomLlamaParameters, type LlamaConfig } from '@kvt/models';
 import { activate } from './index.js';
 
@@ -90,16 +91,7 @@ describe('quantized weights on wasm: quality against float32', () => {
     const q8 = await loadModel(stories, { weights: 'q8_0' });
     try {
       const tok = fp32.tokenizer!;
-      const prompts = [
-        'Once upon a time',
-        'Lily and Ben went to the park',
-        'The little dog was sad because',
-        'One day, a big bird',
-        'Tom had a red ball. He',
-        'There was a girl who liked to sing',
-        'The sun was hot and',
-        'Mom said, "Be careful!"',
-      ].map((t) => tok.encode(t));
+      const prompts = STORY_PROMPTS.map((t) => tok.encode(t));
       const shared = await greedyCommonPrefix(fp32.model as DecoderOnlyModel, q8.model as DecoderOnlyModel, prompts, 200);
       const mean = shared.reduce((a, b) => a + b, 0) / shared.length;
       expect(mean, `tokens shared before the first difference: ${shared.join(', ')}`).toBeGreaterThanOrEqual(100);

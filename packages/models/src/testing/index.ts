@@ -4,4 +4,5 @@ export { tinyDecoderOnlyModels, tinyEncoderDecoderModels, type TinyDecoderOnly, 
 export { describeKernelConformance, type KernelConformanceOptions } from './kernel-conformance.js';
 export { dequantizedLlamaParameters } from './dequantized.js';
 export { describeSlidingWindow, type SlidingWindowOptions } from './sliding-window.js';
-export { describeKVDtypeQuality, type KVDtypeQualityOptions } from './kv-dtype-quality.js';
+export { STORY_PROMPTS, describeKVDtypeQuality, type KVDtypeQualityOptions } from './kv-dtype-quality.js';
+export { describePagedBlocks, type PagedBlocksOptions } from './paged-blocks.js';

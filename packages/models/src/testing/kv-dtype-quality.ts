@@ -6,8 +6,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate, logSoftmax, type DecoderOnlyModel, type KVDtype } from '@kvt/core';
+import { greedyCommonPrefix } from '../weights/weight-quality.js';
 
-const PROMPTS = [
+/** Eight TinyStories prompts the quality tests continue. */
+export const STORY_PROMPTS = [
   'Once upon a time',
   'Lily and Ben went to the park',
   'The little dog was sad because',
@@ -74,14 +76,7 @@ export function describeKVDtypeQuality(o: KVDtypeQualityOptions): void {
       const reference = await teacherForced('fp32');
       const report: string[] = [];
       for (const kvDtype of ['int8', 'fp16'] as const) {
-        const shared: number[] = [];
-        for (const p of PROMPTS) {
-          const request = { inputIds: encode(p), maxNewTokens: 200, stopTokenIds: [] };
-          const [a, b] = [(await generate(model, request)).sequences[0]!.tokens, (await generate(model, { ...request, kvDtype })).sequences[0]!.tokens];
-          let n = 0;
-          while (n < 200 && a[n] === b[n]) n++;
-          shared.push(n);
-        }
+        const shared = await greedyCommonPrefix(model, model, STORY_PROMPTS.map(encode), 200, { kvDtype });
         const mean = shared.reduce((x, y) => x + y, 0) / shared.length;
         const got = await teacherForced(kvDtype);
         const pplRatio = Math.exp(got.nll) / Math.exp(reference.nll);
@@ -98,7 +93,7 @@ export function describeKVDtypeQuality(o: KVDtypeQualityOptions): void {
         expect(delta / got.logits.length, report.at(-1)).toBeLessThanOrEqual(kvDtype === 'fp16' ? 0.01 : 0.1);
       }
       // the wasm kernels store what the reference cache stores: the same int8 continuation token for token
-      const request = { inputIds: encode(PROMPTS[2]!), maxNewTokens: 60, stopTokenIds: [] };
+      const request = { inputIds: encode(STORY_PROMPTS[2]!), maxNewTokens: 60, stopTokenIds: [] };
       const reference8 = model.createCache({ batchSize: 1, kind: 'concat', kvDtype: 'int8' });
       const viaReference = (await generate(model, { ...request, cache: reference8 })).sequences[0]!.tokens;
       reference8.dispose();
@@ -109,7 +104,7 @@ export function describeKVDtypeQuality(o: KVDtypeQualityOptions): void {
       let length = 0;
       for (const kvDtype of ['fp32', 'fp16', 'int8'] as const) {
         const cache = model.createCache({ batchSize: 1, kind: 'backend', kvDtype });
-        await generate(model, { inputIds: encode(PROMPTS[0]!), maxNewTokens: 200, stopTokenIds: [], cache });
+        await generate(model, { inputIds: encode(STORY_PROMPTS[0]!), maxNewTokens: 200, stopTokenIds: [], cache });
         [bytes[kvDtype], length] = [cache.bytes, cache.length];
         cache.dispose();
       }

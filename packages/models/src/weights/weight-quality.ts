@@ -1,4 +1,4 @@
-import { generate, type DecoderOnlyModel } from '@kvt/core';
+import { generate, type DecoderOnlyModel, type GenerateRequest } from '@kvt/core';
 
 /** How far a model's logits stray from a reference's, teacher-forced on the reference's greedy tokens. */
 export interface LogitsAgreement {
@@ -54,18 +54,26 @@ function argmax(v: Float32Array): number {
 }
 
 /**
- * How many tokens two models' greedy continuations of each prompt share before they first differ (of `length`).
+ * How many tokens two models' greedy continuations of each prompt share before they first differ (of `length`);
+ * `bOptions` are more settings for b's requests (a model against itself with another `kvDtype`).
  *
  * @example
  * ```ts
  * const shared = await greedyCommonPrefix(fp32Model, q8Model, [[1, 403, 407]], 200); // e.g. [200]
+ * const int8 = await greedyCommonPrefix(model, model, [[1, 403, 407]], 200, { kvDtype: 'int8' });
  * ```
  */
-export async function greedyCommonPrefix(a: DecoderOnlyModel, b: DecoderOnlyModel, prompts: readonly (readonly number[])[], length: number): Promise<number[]> {
+export async function greedyCommonPrefix(
+  a: DecoderOnlyModel,
+  b: DecoderOnlyModel,
+  prompts: readonly (readonly number[])[],
+  length: number,
+  bOptions: Partial<GenerateRequest> = {},
+): Promise<number[]> {
   const out: number[] = [];
   for (const prompt of prompts) {
     const request = { inputIds: [...prompt], maxNewTokens: length, stopTokenIds: [] };
-    const [x, y] = [(await generate(a, request)).sequences[0]!.tokens, (await generate(b, request)).sequences[0]!.tokens];
+    const [x, y] = [(await generate(a, request)).sequences[0]!.tokens, (await generate(b, { ...request, ...bOptions })).sequences[0]!.tokens];
     let n = 0;
     while (n < length && x[n] === y[n]) n++;
     out.push(n);
